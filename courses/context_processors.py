@@ -1,0 +1,16 @@
+"""Navigation by role: the courses the viewer belongs to and her role in the current one."""
+
+from courses.models import Membership
+
+
+def navigation(request):
+    if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {}
+    memberships = list(Membership.objects.filter(user=request.user).select_related("course"))
+    member = getattr(request, "member", None)
+    return {
+        "my_memberships": memberships,
+        "current_course": getattr(request, "course", None),
+        "current_member": member,
+        "is_course_staff": bool(member and member.is_staff_role),
+    }

@@ -1,0 +1,241 @@
+"""Pages of the courses app: dashboard, roster, deadlines, extensions, audit log, joining and profile."""
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from courses import services
+from courses.forms import (
+    DeadlineForm,
+    ExtensionForm,
+    JoinForm,
+    ListenerSignupForm,
+    ProfileForm,
+    RosterUploadForm,
+)
+from courses.models import Course, Extension, Membership
+from courses.permissions import course_view, signed_in_view, staff_view
+from courses.roster import MAX_ROSTER_BYTES, RosterError, import_roster
+from courses.selectors import deadlines_for
+
+User = get_user_model()
+
+
+@signed_in_view
+def home(request):
+    memberships = list(Membership.objects.filter(user=request.user).select_related("course"))
+    if len(memberships) == 1:
+        return redirect("courses:dashboard", course_slug=memberships[0].course.slug)
+    return render(request, "courses/home.html", {"memberships": memberships})
+
+
+@course_view()
+def dashboard(request):
+    course, member = request.course, request.member
+    context = {
+        "course": course,
+        "member": member,
+        "deadlines": deadlines_for(course=course, member=member if member.role == "student" else None),
+        "panels": dashboard_panels(request),
+    }
+    return render(request, "courses/dashboard.html", context)
+
+
+def dashboard_panels(request) -> list[dict]:
+    """Panels other apps add to the dashboard (labs to submit, project steps); each is a template and context."""
+    panels = []
+    for module_name in ("labs.dashboard", "projects.dashboard", "prizes.dashboard"):
+        try:
+            module = __import__(module_name, fromlist=["panel"])
+        except ModuleNotFoundError:
+            continue
+        panel = module.panel(course=request.course, member=request.member)
+        if panel:
+            panels.append(panel)
+    return panels
+
+
+@staff_view
+def roster(request):
+    course = request.course
+    form = RosterUploadForm()
+    errors = []
+    if request.method == "POST":
+        form = RosterUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            if upload.size > MAX_ROSTER_BYTES:
+                errors = [f"The file is {upload.size / 1e6:.1f} MB; a roster may be at most 2 MB."]
+            else:
+                try:
+                    result = import_roster(course=course, data=upload.read(), actor=request.user)
+                except RosterError as exc:
+                    errors = exc.errors
+                else:
+                    messages.success(
+                        request,
+                        f"Roster imported: {len(result.created)} added, {len(result.updated)} updated, "
+                        f"{len(result.unchanged)} unchanged.",
+                    )
+                    return redirect("courses:roster", course_slug=course.slug)
+    members = course.memberships.select_related("user").order_by("role", "user__email")
+    return render(
+        request, "courses/roster.html", {"course": course, "form": form, "errors": errors, "members": members}
+    )
+
+
+@staff_view
+def deadlines(request):
+    course = request.course
+    return render(
+        request,
+        "courses/deadlines.html",
+        {"course": course, "deadlines": deadlines_for(course=course, member=None)},
+    )
+
+
+@staff_view
+def deadline_edit(request, key: str):
+    course = request.course
+    deadline = get_object_or_404(course.deadlines, key=key)
+    initial = {
+        "title": deadline.title,
+        "due_at": deadline.due_at,
+        "extended_until": deadline.extended_until,
+        "late_policy": deadline.late_policy,
+        "grace_minutes": deadline.grace_minutes,
+    }
+    form = DeadlineForm(request.POST or None, course=course, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.update_deadline(
+                deadline=deadline,
+                actor=request.user,
+                due_at=data["due_at"],
+                extended_until=data["extended_until"],
+                late_policy=data["late_policy"],
+                grace_minutes=data["grace_minutes"],
+                title=data["title"],
+            )
+        except ValidationError as exc:
+            form.add_error("extended_until", exc.messages[0])
+        else:
+            messages.success(request, f"{deadline.title} saved.")
+            return redirect("courses:deadlines", course_slug=course.slug)
+    return render(request, "courses/deadline_edit.html", {"course": course, "deadline": deadline, "form": form})
+
+
+@staff_view
+def extensions(request):
+    course = request.course
+    form = ExtensionForm(request.POST or None, course=course, initial=request.GET.dict() or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.grant_extension(
+                deadline=data["deadline"],
+                member=data["member"],
+                until=data["until"],
+                reason=data["reason"],
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc.messages[0])
+        else:
+            messages.success(request, f"Extension granted to {data['member'].user.email}.")
+            return redirect("courses:extensions", course_slug=course.slug)
+    active = (
+        Extension.objects.filter(deadline__course=course, revoked_at__isnull=True)
+        .select_related("deadline", "member__user", "granted_by")
+        .order_by("deadline__due_at", "member__user__email")
+    )
+    return render(request, "courses/extensions.html", {"course": course, "form": form, "active": active})
+
+
+@staff_view
+@require_POST
+def extension_revoke(request, pk: int):
+    extension = get_object_or_404(Extension, pk=pk, deadline__course=request.course)
+    try:
+        services.revoke_extension(extension=extension, actor=request.user)
+        messages.success(request, "Extension revoked.")
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    return redirect("courses:extensions", course_slug=request.course.slug)
+
+
+@staff_view
+def audit_log(request):
+    course = request.course
+    entries = course.audit_entries.select_related("actor")[:500]
+    return render(request, "courses/audit.html", {"course": course, "entries": entries})
+
+
+@staff_view
+@require_POST
+def join_code(request):
+    services.rotate_join_code(course=request.course, actor=request.user, close=request.POST.get("action") == "close")
+    return redirect("courses:roster", course_slug=request.course.slug)
+
+
+def join(request, course_slug: str):
+    """Listeners enrol with the join code; someone without an account gets a one-time set-password link."""
+    course = get_object_or_404(Course, slug=course_slug)
+    signed_in = request.user.is_authenticated
+    if signed_in and Membership.objects.filter(course=course, user=request.user).exists():
+        return redirect("courses:dashboard", course_slug=course.slug)
+    form_class = JoinForm if signed_in else ListenerSignupForm
+    form = form_class(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                if signed_in:
+                    user = request.user
+                else:
+                    email = form.cleaned_data["email"].lower()
+                    if User.objects.filter(email__iexact=email).exists():
+                        raise ValidationError("That e-mail already has an account: sign in first, then join.")
+                    first, _, last = form.cleaned_data["name"].rpartition(" ")
+                    user = User(username=email, email=email, first_name=first or last, last_name=last if first else "")
+                    user.set_unusable_password()
+                    user.save()
+                services.join_course(course=course, user=user, code=form.cleaned_data["code"])
+        except ValidationError as exc:
+            form.add_error(None, exc.messages[0])
+        else:
+            if signed_in:
+                messages.success(request, f"You joined {course.name} as a listener.")
+                return redirect("courses:dashboard", course_slug=course.slug)
+            services.send_welcome(user=user, course=course)
+            return render(request, "courses/join_done.html", {"course": course})
+    return render(request, "courses/join.html", {"course": course, "form": form})
+
+
+join.access_rule = ("public", ())
+
+
+@course_view()
+def profile(request):
+    member = request.member
+    form = ProfileForm(
+        request.POST or None,
+        initial={"display_name": member.display_name, "show_real_name": member.show_real_name},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_profile(
+                member=member,
+                display_name=form.cleaned_data["display_name"],
+                show_real_name=form.cleaned_data["show_real_name"],
+            )
+        except ValidationError as exc:
+            form.add_error("display_name", exc.messages[0])
+        else:
+            messages.success(request, "Profile saved.")
+            return redirect(reverse("courses:profile", kwargs={"course_slug": request.course.slug}))
+    return render(request, "courses/profile.html", {"course": request.course, "form": form, "member": member})

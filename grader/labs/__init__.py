@@ -1,0 +1,1 @@
+"""One module per lab; each defines ``Lab``, a ``grader.registry.LabEvaluator``."""

@@ -1,0 +1,1 @@
+"""Labs, submissions, evaluations, leaderboards, the student-facing lab pages and the submission API."""

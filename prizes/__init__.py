@@ -1,0 +1,1 @@
+"""Judging rounds (panels, rubrics, scores, normalisation) and prizes with their eligibility."""

@@ -1,0 +1,1 @@
+"""Final projects: groups, proposals and slides, paper reviews and their grading, completion."""
