@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "courses.middleware.ArrivalStampMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -220,7 +221,7 @@ CELERY_BEAT_SCHEDULE = {
 
 # Grading: where the worker keeps its node-local copies, and how it sandboxes the grader.
 SANDBOX_BACKEND = os.environ.get("SANDBOX_BACKEND", "bubblewrap")
-SANDBOX_DOCKER_IMAGE = os.environ.get("SANDBOX_DOCKER_IMAGE", "course-grader:latest")
+SANDBOX_DOCKER_IMAGE = os.environ.get("SANDBOX_DOCKER_IMAGE", "course-platform-grader:latest")
 SANDBOX_DOCKER_URL = os.environ.get("SANDBOX_DOCKER_URL", "unix:///var/run/docker.sock")
 GRADER_DEVICE = os.environ.get("GRADER_DEVICE", "cpu")
 GRADER_GPU_ID = os.environ.get("GRADER_GPU_ID", "0")

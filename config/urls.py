@@ -28,4 +28,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("courses/", include("courses.urls")),
+    path("courses/<slug:course_slug>/project/", include("projects.urls")),
+    path("courses/<slug:course_slug>/labs/", include("labs.urls")),
+    path("api/", include("labs.api_urls")),
 ]

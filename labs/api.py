@@ -1,0 +1,128 @@
+"""The token API for notebooks: submit an artifact, read her own submissions and results. Nothing else."""
+
+import json
+from functools import wraps
+
+from django.http import JsonResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+
+from courses.models import Role
+from labs import services
+from labs.intake import IntakeError, collect, install_handler
+from labs.models import Lab, Submission
+from labs.presenters import submission_json
+
+MAX_DESCRIPTION = 4000
+
+
+def api_error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def token_required(view):
+    """Authenticate with `Authorization: Bearer <token>`; the token can only act for its own student."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return api_error(401, "no_token", "Send your personal API token as 'Authorization: Bearer <token>'.")
+        token = services.authenticate_token(key.strip())
+        if token is None:
+            return api_error(
+                401, "bad_token", "This token is unknown, expired or revoked; create a new one on the lab page."
+            )
+        if token.member.role != Role.STUDENT:
+            return api_error(403, "not_a_student", "Only students' tokens can use the API.")
+        request.token = token
+        request.member = token.member
+        return view(request, *args, **kwargs)
+
+    wrapped.access_rule = ("token", ())
+    return csrf_exempt(wrapped)
+
+
+def _lab_for(request, lab_slug: str) -> Lab | None:
+    return (
+        Lab.objects.select_related("course", "deadline", "dataset")
+        .filter(course=request.member.course, slug=lab_slug)
+        .first()
+    )
+
+
+@token_required
+@require_http_methods(["GET", "POST"])
+def submissions(request, lab_slug: str):
+    lab = _lab_for(request, lab_slug)
+    if lab is None:
+        return api_error(404, "no_such_lab", f"There is no lab {lab_slug!r} in {request.member.course.name}.")
+    if request.method == "GET":
+        rows = Submission.objects.filter(lab=lab, member=request.member).prefetch_related("evaluations")[:200]
+        return JsonResponse({"submissions": [submission_json(s) for s in rows]})
+    return _submit(request, lab)
+
+
+def _submit(request, lab: Lab):
+    member = request.member
+    early = services.may_submit(lab=lab, member=member, at=request.received_at)
+    if not early.allowed:
+        return api_error(early.status, early.code, early.message)
+    handler = install_handler(request, max_bytes=lab.max_artifact_bytes)
+    try:
+        artifact = collect(
+            kind=lab.kind, uploads=dict(request.FILES.items()), max_bytes=lab.max_artifact_bytes, handler=handler
+        )
+    except IntakeError as exc:
+        return api_error(exc.status, exc.code, exc.message)
+    description = request.POST.get("description", "")[:MAX_DESCRIPTION]
+    try:
+        submission = services.submit_artifact(
+            lab=lab,
+            member=member,
+            artifact=artifact,
+            received_at=request.received_at,
+            description=description,
+            via_api=True,
+        )
+    except services.SubmissionRefused as exc:
+        return api_error(exc.decision.status, exc.decision.code, exc.decision.message)
+    body = submission_json(submission)
+    if submission.late:
+        body["warning"] = "Accepted as late."
+    response = JsonResponse(body, status=201)
+    response["Location"] = reverse("api:submission", kwargs={"pk": submission.pk})
+    return response
+
+
+@token_required
+@require_GET
+def submission_detail(request, pk: int):
+    submission = (
+        Submission.objects.filter(pk=pk, member=request.member)
+        .select_related("lab")
+        .prefetch_related("evaluations")
+        .first()
+    )
+    if submission is None:
+        return api_error(404, "no_such_submission", "You have no submission with that number.")
+    return JsonResponse(submission_json(submission, detail=True))
+
+
+def openapi(request):
+    """The OpenAPI document of the token API."""
+    from labs.openapi import document
+
+    return JsonResponse(document(request.build_absolute_uri("/")), json_dumps_params={"indent": 1})
+
+
+openapi.access_rule = ("public", ())
+
+
+def parse_json_body(request):
+    try:
+        return json.loads(request.body or b"{}")
+    except ValueError:
+        return None

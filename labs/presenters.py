@@ -1,0 +1,50 @@
+"""How a submission and its evaluation are shown to their owner: over the API and on her pages."""
+
+from labs.models import Submission
+
+
+def evaluation_json(evaluation, *, private_visible: bool) -> dict:
+    metrics = evaluation.metrics or {}
+    shown = {"public": metrics.get("public", {})}
+    if private_visible and "private" in metrics:
+        shown["private"] = metrics["private"]
+    body = {
+        "id": evaluation.pk,
+        "status": evaluation.status,
+        "attempt": evaluation.attempt,
+        "queued_at": evaluation.queued_at.isoformat() if evaluation.queued_at else None,
+        "finished_at": evaluation.finished_at.isoformat() if evaluation.finished_at else None,
+        "public_score": evaluation.public_score,
+        "metrics": shown if evaluation.status == "succeeded" else {},
+    }
+    if private_visible:
+        body["private_score"] = evaluation.private_score
+    if evaluation.status == "failed":
+        body["error"] = {"code": evaluation.error_code, "message": evaluation.error_message}
+    elif evaluation.status == "error":
+        body["error"] = {
+            "code": "platform_error",
+            "message": "The platform could not grade this; it does not count against your quota.",
+        }
+    return body
+
+
+def submission_json(submission: Submission, *, detail: bool = False) -> dict:
+    lab = submission.lab
+    private_visible = lab.private_released_at is not None
+    evaluations = sorted(submission.evaluations.all(), key=lambda e: -e.pk)
+    body = {
+        "id": submission.pk,
+        "lab": lab.slug,
+        "sha256": submission.sha256,
+        "size": submission.size,
+        "received_at": submission.received_at.isoformat(),
+        "late": submission.late,
+        "is_final": submission.is_final,
+        "status": evaluations[0].status if evaluations else "queued",
+        "evaluation": evaluation_json(evaluations[0], private_visible=private_visible) if evaluations else None,
+    }
+    if detail:
+        body["description"] = submission.description
+        body["evaluations"] = [evaluation_json(e, private_visible=private_visible) for e in evaluations]
+    return body

@@ -1,0 +1,282 @@
+"""The rules of lab submissions: who may submit now, storing an accepted artifact, re-runs, releases, tokens."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from courses import audit
+from courses.deadlines import effective_deadline, format_course_time, judge_timing
+from courses.models import Membership, Role
+from labs.intake import Artifact
+from labs.models import ACTIVE_STATES, ApiToken, Evaluation, EvaluationStatus, Lab, Submission
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    late: bool = False
+    code: str = "ok"
+    message: str = ""
+    status: int = 200
+
+
+class SubmissionRefused(Exception):
+    def __init__(self, decision: Decision):
+        super().__init__(decision.message)
+        self.decision = decision
+
+
+def _day_start(lab: Lab, at: datetime) -> datetime:
+    local = at.astimezone(lab.course.tz)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def submissions_counted_today(*, lab: Lab, member: Membership, at: datetime) -> int:
+    """Her submissions of the course-time day; those that ended only in platform errors do not count."""
+    return (
+        Submission.objects.filter(lab=lab, member=member, received_at__gte=_day_start(lab, at), received_at__lte=at)
+        .annotate(counted=Count("evaluations", filter=~Q(evaluations__status=EvaluationStatus.ERROR)))
+        .filter(counted__gt=0)
+        .count()
+    )
+
+
+def may_submit(*, lab: Lab, member: Membership, at: datetime) -> Decision:
+    """The one rule for 'may this student submit now?': membership, deadline and late policy, quota, in-flight."""
+    if member.course_id != lab.course_id:
+        return Decision(False, code="not_in_course", message="This lab belongs to another course.", status=404)
+    if member.role != Role.STUDENT:
+        return Decision(False, code="not_a_student", message="Only students submit lab work.", status=403)
+    timing = judge_timing(deadline=lab.deadline, member=member, at=at)
+    if not timing.allowed:
+        return Decision(False, late=True, code="deadline_passed", message=timing.message, status=403)
+    used = submissions_counted_today(lab=lab, member=member, at=at)
+    if used >= lab.daily_quota:
+        tomorrow = _day_start(lab, at) + timedelta(days=1)
+        return Decision(
+            False,
+            code="quota",
+            message=(
+                f"You have used today's {lab.daily_quota} submissions for {lab.title}; the next one is possible from "
+                f"{format_course_time(tomorrow, lab.course)}. Platform errors do not count."
+            ),
+            status=429,
+        )
+    in_flight = Evaluation.objects.filter(
+        submission__lab=lab, submission__member=member, status__in=ACTIVE_STATES
+    ).count()
+    if in_flight >= lab.max_in_flight:
+        return Decision(
+            False,
+            code="in_flight",
+            message=f"You already have {in_flight} evaluations waiting; submit again when one has finished.",
+            status=429,
+        )
+    return Decision(True, late=timing.late, message=timing.message)
+
+
+def submit_artifact(
+    *, lab: Lab, member: Membership, artifact: Artifact, received_at: datetime, description: str = "", via_api: bool
+) -> Submission:
+    """Store an accepted artifact and queue its evaluation; the task is sent once the rows are committed."""
+    prefix = Submission.new_prefix(lab)
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            # One submission of hers at a time: quota, in-flight and duplicate checks cannot race each other.
+            Membership.objects.select_for_update().get(pk=member.pk)
+            decision = may_submit(lab=lab, member=member, at=received_at)
+            if not decision.allowed:
+                raise SubmissionRefused(decision)
+            earlier = Submission.objects.filter(lab=lab, member=member, sha256=artifact.sha256).first()
+            if earlier:
+                raise SubmissionRefused(
+                    Decision(
+                        False,
+                        code="duplicate",
+                        message=(
+                            f"This artifact is identical to your submission #{earlier.pk} of "
+                            f"{format_course_time(earlier.received_at, lab.course)}; it was not graded again."
+                        ),
+                        status=409,
+                    )
+                )
+            for item in artifact.files:
+                with (artifact.directory / item["name"]).open("rb") as handle:
+                    stored.append(default_storage.save(f"{prefix}/{item['name']}", File(handle)))
+            submission = Submission.objects.create(
+                lab=lab,
+                member=member,
+                storage_prefix=prefix,
+                files=[{**item, "key": key} for item, key in zip(artifact.files, stored, strict=True)],
+                sha256=artifact.sha256,
+                size=artifact.size,
+                received_at=received_at,
+                late=decision.late,
+                description=description[:4000],
+                artifact_summary=artifact.summary,
+                via_api=via_api,
+            )
+            evaluation = Evaluation.objects.create(submission=submission)
+            transaction.on_commit(lambda: send_evaluation(evaluation.pk))
+    except BaseException:
+        for key in stored:
+            default_storage.delete(key)
+        raise
+    finally:
+        artifact.cleanup()
+    return submission
+
+
+def send_evaluation(evaluation_id: int, *, countdown: int = 0) -> bool:
+    """Send the grading task; if the broker is down the student still has her answer and the reaper resends."""
+    from worker.tasks import evaluate
+
+    evaluation = Evaluation.objects.select_related("submission__lab").get(pk=evaluation_id)
+    try:
+        evaluate.apply_async(
+            args=[evaluation_id], queue=evaluation.submission.lab.queue, countdown=countdown or None, retry=False
+        )
+    except Exception:
+        log.warning("could not send evaluation %s; the reaper will resend it", evaluation_id, exc_info=True)
+        return False
+    Evaluation.objects.filter(pk=evaluation_id, status=EvaluationStatus.QUEUED).update(sent_at=timezone.now())
+    return True
+
+
+@transaction.atomic
+def mark_final(*, submission: Submission, member: Membership) -> Submission:
+    if submission.member_id != member.pk:
+        raise ValidationError("You can only choose your own submission.")
+    Submission.objects.filter(lab=submission.lab, member=member, is_final=True).update(is_final=False)
+    submission.is_final = True
+    submission.save(update_fields=["is_final"])
+    return submission
+
+
+@transaction.atomic
+def rerun(*, submission: Submission, actor, reason: str = "re-run by staff") -> Evaluation:
+    """A TA's re-run adds a new evaluation; the earlier ones stay for the record."""
+    evaluation = Evaluation.objects.create(submission=submission, requested_by=actor, reason=reason[:200])
+    audit.record(
+        course=submission.lab.course,
+        actor=actor,
+        action="evaluation.rerun",
+        target=f"submission {submission.pk}",
+        after={"evaluation": evaluation.pk},
+        reason=reason,
+    )
+    transaction.on_commit(lambda: send_evaluation(evaluation.pk))
+    return evaluation
+
+
+@transaction.atomic
+def regrade_lab(*, lab: Lab, actor, reason: str) -> int:
+    """After a grader fix: a new evaluation for every submission of the lab that is not already waiting."""
+    submissions = list(lab.submissions.exclude(evaluations__status__in=ACTIVE_STATES).distinct())
+    created = Evaluation.objects.bulk_create(
+        [Evaluation(submission=s, requested_by=actor, reason=reason[:200]) for s in submissions]
+    )
+    audit.record(
+        course=lab.course,
+        actor=actor,
+        action="lab.regrade",
+        target=lab.slug,
+        after={"evaluations": len(created)},
+        reason=reason,
+    )
+    ids = [evaluation.pk for evaluation in created]
+    transaction.on_commit(lambda: [send_evaluation(pk) for pk in ids])
+    return len(created)
+
+
+def last_effective_deadline(lab: Lab) -> datetime:
+    """The latest deadline any student of the course has for this lab, extensions included."""
+    latest = lab.deadline.course_due_at
+    for extension in lab.deadline.extensions.filter(revoked_at__isnull=True):
+        latest = max(latest, extension.until)
+    return latest
+
+
+@transaction.atomic
+def release_private(*, lab: Lab, actor, at: datetime | None = None) -> Lab:
+    at = at or timezone.now()
+    last = last_effective_deadline(lab)
+    if at <= last:
+        raise ValidationError(
+            f"Private scores can be released only after the last effective deadline ({format_course_time(last, lab.course)}),"
+            " extensions included."
+        )
+    lab.private_released_at = at
+    lab.save(update_fields=["private_released_at"])
+    audit.record(
+        course=lab.course, actor=actor, action="leaderboard.release", target=lab.slug, after={"released": True}
+    )
+    return lab
+
+
+@transaction.atomic
+def set_frozen(*, lab: Lab, actor, frozen: bool) -> Lab:
+    before = lab.frozen_at
+    lab.frozen_at = timezone.now() if frozen else None
+    lab.save(update_fields=["frozen_at"])
+    audit.record(
+        course=lab.course,
+        actor=actor,
+        action="leaderboard.freeze" if frozen else "leaderboard.unfreeze",
+        target=lab.slug,
+        before={"frozen": before is not None},
+        after={"frozen": frozen},
+    )
+    return lab
+
+
+def create_token(*, member: Membership, name: str, days: int = 30) -> tuple[ApiToken, str]:
+    """A new personal token; the key is shown once and only its hash is stored."""
+    if member.role != Role.STUDENT:
+        raise ValidationError("API tokens are for students submitting lab work.")
+    if not 1 <= days <= 180:
+        raise ValidationError("A token lives between 1 and 180 days.")
+    key = ApiToken.generate_key()
+    token = ApiToken.objects.create(
+        member=member,
+        name=(name or "notebook")[:60],
+        key_hash=ApiToken.hash_key(key),
+        hint=key[:10],
+        expires_at=timezone.now() + timedelta(days=days),
+    )
+    return token, key
+
+
+def revoke_token(*, token: ApiToken) -> ApiToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+def authenticate_token(key: str) -> ApiToken | None:
+    if not key.startswith(ApiToken.PREFIX) or len(key) > 100:
+        return None
+    token = (
+        ApiToken.objects.select_related("member__user", "member__course")
+        .filter(key_hash=ApiToken.hash_key(key), revoked_at__isnull=True, expires_at__gt=timezone.now())
+        .first()
+    )
+    if token is not None and token.member.user.is_active:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        return token
+    return None
+
+
+def her_deadline(*, lab: Lab, member: Membership) -> datetime:
+    return effective_deadline(deadline=lab.deadline, member=member)

@@ -1,0 +1,19 @@
+"""Template helpers for lab pages: metric formatting and dictionary look-ups."""
+
+from django import template
+from django.utils.html import format_html
+
+register = template.Library()
+
+
+@register.simple_tag
+def metric(values, key):
+    value = (values or {}).get(key)
+    if value is None:
+        return format_html('<span class="muted" title="not available">n/a</span>')
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@register.filter
+def get_item(mapping, key):
+    return (mapping or {}).get(key, [])

@@ -1,0 +1,24 @@
+from django.urls import path
+
+from labs import views
+
+app_name = "labs"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("tokens/", views.tokens, name="tokens"),
+    path("tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
+    path("staff/queue/", views.queue, name="queue"),
+    path("staff/evaluations/<int:pk>/", views.evaluation_detail, name="evaluation"),
+    path("staff/submissions/<int:pk>/rerun/", views.rerun, name="rerun"),
+    path("<slug:lab_slug>/", views.lab_page, name="lab"),
+    path("<slug:lab_slug>/upload/", views.upload, name="upload"),
+    path("<slug:lab_slug>/mine/", views.submissions_partial, name="mine"),
+    path("<slug:lab_slug>/leaderboard/", views.leaderboard, name="leaderboard"),
+    path("<slug:lab_slug>/submissions/<int:pk>/", views.submission_detail, name="submission"),
+    path("<slug:lab_slug>/submissions/<int:pk>/final/", views.mark_final, name="mark_final"),
+    path("<slug:lab_slug>/submissions/<int:pk>/files/<str:name>", views.artifact_file, name="artifact_file"),
+    path("<slug:lab_slug>/staff/regrade/", views.regrade, name="regrade"),
+    path("<slug:lab_slug>/staff/release/", views.release, name="release"),
+    path("<slug:lab_slug>/staff/freeze/", views.freeze, name="freeze"),
+]

@@ -1,0 +1,312 @@
+"""Lab pages: the lab list, a lab's page with upload and live status, a submission, leaderboards, tokens, staff queue."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_POST
+
+from courses.deadlines import effective_deadline
+from courses.models import Role
+from courses.permissions import course_view, staff_view
+from grader.registry import get_lab
+from labs import selectors, services
+from labs.forms import ReasonForm, TokenForm
+from labs.intake import IntakeError, collect, install_handler
+from labs.models import ApiToken, Evaluation, EvaluationStatus, Lab, Submission
+
+LAB_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
+
+
+def _lab(request, lab_slug: str) -> Lab:
+    return get_object_or_404(
+        Lab.objects.select_related("deadline", "dataset", "course"), course=request.course, slug=lab_slug
+    )
+
+
+@course_view(*LAB_ROLES)
+def index(request):
+    labs = list(request.course.labs.select_related("deadline"))
+    member = request.member
+    rows = []
+    for lab in labs:
+        due = effective_deadline(deadline=lab.deadline, member=member if member.role == Role.STUDENT else None)
+        rows.append({"lab": lab, "due": due})
+    return render(request, "labs/index.html", {"course": request.course, "rows": rows})
+
+
+def _submissions_context(request, lab: Lab) -> dict:
+    member = request.member
+    submissions = selectors.her_submissions(lab=lab, member=member)
+    rows = []
+    active = False
+    for submission in submissions:
+        evaluation = selectors.latest_evaluation(submission)
+        position = selectors.queue_position(evaluation) if evaluation else None
+        if evaluation and evaluation.status in ("queued", "running"):
+            active = True
+        rows.append({"submission": submission, "evaluation": evaluation, "position": position})
+    return {"course": request.course, "lab": lab, "rows": rows, "active": active}
+
+
+@course_view(*LAB_ROLES)
+def lab_page(request, lab_slug: str):
+    lab = _lab(request, lab_slug)
+    member = request.member
+    context = {
+        "course": request.course,
+        "lab": lab,
+        "artifact_files": get_lab(lab.kind).artifact_files,
+        "site_url": settings.SITE_URL.rstrip("/"),
+    }
+    if member.role == Role.STUDENT:
+        context.update(_submissions_context(request, lab))
+        context["due"] = effective_deadline(deadline=lab.deadline, member=member)
+        context["decision"] = services.may_submit(lab=lab, member=member, at=request.received_at)
+        context["used_today"] = services.submissions_counted_today(lab=lab, member=member, at=request.received_at)
+    return render(request, "labs/lab.html", context)
+
+
+@course_view(Role.STUDENT)
+def submissions_partial(request, lab_slug: str):
+    lab = _lab(request, lab_slug)
+    return render(request, "labs/_submissions.html", _submissions_context(request, lab))
+
+
+@csrf_exempt
+def upload(request, course_slug: str, lab_slug: str):
+    """The web form's upload: the size- and time-bounded handler is installed before the body is read."""
+    return _upload_checked(request, course_slug=course_slug, lab_slug=lab_slug)
+
+
+@course_view(Role.STUDENT)
+def _upload_checked(request, lab_slug: str):
+    lab = _lab(request, lab_slug)
+    if request.method != "POST":
+        return redirect("labs:lab", course_slug=request.course.slug, lab_slug=lab.slug)
+    early = services.may_submit(lab=lab, member=request.member, at=request.received_at)
+    if not early.allowed:
+        messages.error(request, early.message)
+        return redirect("labs:lab", course_slug=request.course.slug, lab_slug=lab.slug)
+    handler = install_handler(request, max_bytes=lab.max_artifact_bytes)
+    return _upload_body(request, lab, handler)
+
+
+@csrf_protect
+def _upload_body(request, lab: Lab, handler):
+    try:
+        artifact = collect(
+            kind=lab.kind, uploads=dict(request.FILES.items()), max_bytes=lab.max_artifact_bytes, handler=handler
+        )
+        submission = services.submit_artifact(
+            lab=lab,
+            member=request.member,
+            artifact=artifact,
+            received_at=request.received_at,
+            description=request.POST.get("description", ""),
+            via_api=False,
+        )
+    except IntakeError as exc:
+        messages.error(request, exc.message)
+    except services.SubmissionRefused as exc:
+        messages.error(request, exc.decision.message)
+    else:
+        note = " (accepted as late)" if submission.late else ""
+        messages.success(request, f"Submission #{submission.pk} accepted{note}; it is queued for grading.")
+    return redirect("labs:lab", course_slug=request.course.slug, lab_slug=lab.slug)
+
+
+upload.access_rule = ("course", (Role.STUDENT,))
+
+
+def _visible_submission(request, lab: Lab, pk: int) -> Submission:
+    submission = get_object_or_404(Submission.objects.select_related("member__user", "lab"), pk=pk, lab=lab)
+    if submission.member_id != request.member.pk and not request.member.is_staff_role:
+        raise Http404
+    return submission
+
+
+@course_view(*LAB_ROLES)
+def submission_detail(request, lab_slug: str, pk: int):
+    lab = _lab(request, lab_slug)
+    submission = _visible_submission(request, lab, pk)
+    evaluations = list(submission.evaluations.order_by("-id"))
+    current = next(
+        (e for e in evaluations if e.status == EvaluationStatus.SUCCEEDED), evaluations[0] if evaluations else None
+    )
+    private_visible = selectors.private_visible_to(lab, request.member)
+    reference = None
+    if lab.kind == "vision" and current and current.status == EvaluationStatus.SUCCEEDED:
+        reference = selectors.reference_result(lab=lab, label_contains="standard")
+    context = {
+        "course": request.course,
+        "lab": lab,
+        "submission": submission,
+        "evaluations": evaluations,
+        "current": current,
+        "private_visible": private_visible,
+        "is_owner": submission.member_id == request.member.pk,
+        "reference": reference,
+        "position": selectors.queue_position(evaluations[0]) if evaluations else None,
+    }
+    if lab.kind == "vision" and current and current.groups:
+        from labs.charts import audit_chart
+
+        context["audit_svg"] = audit_chart(current, reference)
+    return render(request, "labs/submission.html", context)
+
+
+@course_view(Role.STUDENT)
+@require_POST
+def mark_final(request, lab_slug: str, pk: int):
+    lab = _lab(request, lab_slug)
+    submission = get_object_or_404(Submission, pk=pk, lab=lab, member=request.member)
+    services.mark_final(submission=submission, member=request.member)
+    messages.success(request, f"Submission #{submission.pk} is now your final entry.")
+    return redirect("labs:submission", course_slug=request.course.slug, lab_slug=lab.slug, pk=pk)
+
+
+@course_view(*LAB_ROLES)
+def artifact_file(request, lab_slug: str, pk: int, name: str):
+    """Her own artifact's files (or any, for staff), as attachments."""
+    lab = _lab(request, lab_slug)
+    submission = _visible_submission(request, lab, pk)
+    item = next((f for f in submission.files if f["name"] == name), None)
+    if item is None:
+        raise Http404
+    response = FileResponse(
+        default_storage.open(item["key"], "rb"),
+        as_attachment=True,
+        filename=name,
+        content_type="application/octet-stream",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@course_view(*LAB_ROLES)
+def leaderboard(request, lab_slug: str):
+    lab = _lab(request, lab_slug)
+    split = request.GET.get("split", "public")
+    board = selectors.leaderboard_for(lab=lab, split=split, viewer=request.member)
+    columns = selectors.leaderboard_columns(lab)
+    return render(
+        request, "labs/leaderboard.html", {"course": request.course, "lab": lab, "board": board, "columns": columns}
+    )
+
+
+@course_view(Role.STUDENT)
+def tokens(request):
+    member = request.member
+    form = TokenForm(request.POST or None)
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            _, new_key = services.create_token(
+                member=member, name=form.cleaned_data["name"], days=form.cleaned_data["days"]
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc.messages[0])
+    return render(
+        request,
+        "labs/tokens.html",
+        {
+            "course": request.course,
+            "form": form,
+            "new_key": new_key,
+            "tokens": ApiToken.objects.filter(member=member),
+            "site_url": settings.SITE_URL.rstrip("/"),
+            "labs": request.course.labs.all(),
+        },
+    )
+
+
+@course_view(Role.STUDENT)
+@require_POST
+def token_revoke(request, pk: int):
+    token = get_object_or_404(ApiToken, pk=pk, member=request.member)
+    services.revoke_token(token=token)
+    messages.success(request, f"Token {token.name} revoked.")
+    return redirect("labs:tokens", course_slug=request.course.slug)
+
+
+@staff_view
+def queue(request):
+    course = request.course
+    status = request.GET.get("status", "")
+    evaluations = Evaluation.objects.filter(submission__lab__course=course).select_related(
+        "submission__lab", "submission__member__user"
+    )
+    if status in EvaluationStatus.values:
+        evaluations = evaluations.filter(status=status)
+    labs = list(course.labs.all())
+    return render(
+        request,
+        "labs/queue.html",
+        {
+            "course": course,
+            "evaluations": evaluations.order_by("-id")[:300],
+            "summary": selectors.queue_summary(course=course),
+            "status": status,
+            "labs": labs,
+            "shared": {lab.slug: selectors.shared_artifacts(lab=lab) for lab in labs},
+        },
+    )
+
+
+@staff_view
+def evaluation_detail(request, pk: int):
+    evaluation = get_object_or_404(
+        Evaluation.objects.select_related("submission__lab", "submission__member__user"),
+        pk=pk,
+        submission__lab__course=request.course,
+    )
+    return render(request, "labs/evaluation.html", {"course": request.course, "evaluation": evaluation})
+
+
+@staff_view
+@require_POST
+def rerun(request, pk: int):
+    submission = get_object_or_404(Submission, pk=pk, lab__course=request.course)
+    form = ReasonForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    evaluation = services.rerun(submission=submission, actor=request.user, reason=reason or "re-run by staff")
+    messages.success(request, f"Submission #{submission.pk} queued again as evaluation {evaluation.pk}.")
+    return redirect("labs:queue", course_slug=request.course.slug)
+
+
+@staff_view
+@require_POST
+def regrade(request, lab_slug: str):
+    lab = _lab(request, lab_slug)
+    form = ReasonForm(request.POST)
+    reason = (form.cleaned_data["reason"] if form.is_valid() else "") or "bulk re-grade"
+    count = services.regrade_lab(lab=lab, actor=request.user, reason=reason)
+    messages.success(request, f"{count} submissions of {lab.title} queued for re-grading.")
+    return redirect("labs:queue", course_slug=request.course.slug)
+
+
+@staff_view
+@require_POST
+def release(request, lab_slug: str):
+    lab = _lab(request, lab_slug)
+    try:
+        services.release_private(lab=lab, actor=request.user)
+        messages.success(request, f"Private scores of {lab.title} released.")
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    return redirect("labs:leaderboard", course_slug=request.course.slug, lab_slug=lab.slug)
+
+
+@staff_view
+@require_POST
+def freeze(request, lab_slug: str):
+    lab = _lab(request, lab_slug)
+    frozen = request.POST.get("frozen") == "1"
+    services.set_frozen(lab=lab, actor=request.user, frozen=frozen)
+    messages.success(request, f"Leaderboard {'frozen' if frozen else 'unfrozen'}.")
+    return redirect("labs:leaderboard", course_slug=request.course.slug, lab_slug=lab.slug)

@@ -1,0 +1,1 @@
+"""Celery tasks that grade submissions, and the sandboxes the grader runs in."""

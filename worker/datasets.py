@@ -1,0 +1,60 @@
+"""Hidden datasets on a grading node: fetched from private storage by hash into a node-local cache."""
+
+import fcntl
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+
+from grader.dataset import load_manifest
+from labs.models import EvaluationDataset
+
+
+class DatasetUnavailable(RuntimeError):
+    """The platform's fault: the registered dataset is missing or does not match its hash."""
+
+
+def cached_dataset(dataset: EvaluationDataset) -> Path:
+    """The dataset's folder in the node cache, fetched and verified on first use; safe across processes."""
+    root = Path(settings.WORKER_CACHE_DIR) / "datasets"
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / dataset.manifest_hash
+    if (target / "manifest.json").is_file():
+        return target
+    with open(root / f".{dataset.manifest_hash}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "manifest.json").is_file():
+            return target
+        scratch = Path(tempfile.mkdtemp(prefix=".fetch-", dir=root))
+        try:
+            try:
+                source = dataset.archive.open("rb")
+            except (FileNotFoundError, OSError) as exc:
+                raise DatasetUnavailable(f"dataset {dataset.name} archive cannot be read: {exc}") from exc
+            with source, tarfile.open(fileobj=source, mode="r:*") as archive:
+                archive.extractall(scratch, filter="data")
+            manifest = load_manifest(scratch)
+            if manifest.hash != dataset.manifest_hash:
+                raise DatasetUnavailable(
+                    f"dataset {dataset.name}: manifest hash {manifest.hash[:12]} is not the registered "
+                    f"{dataset.manifest_hash[:12]}"
+                )
+            for path in [scratch, *scratch.rglob("*")]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+            scratch.rename(target)
+        except Exception as exc:
+            shutil.rmtree(scratch, ignore_errors=True)
+            if isinstance(exc, DatasetUnavailable):
+                raise
+            raise DatasetUnavailable(f"dataset {dataset.name} could not be prepared: {exc}") from exc
+    return target
+
+
+def pack_dataset(directory: Path, archive_path: Path) -> None:
+    """A dataset folder as a gzip tar (what registering a dataset stores)."""
+    with tarfile.open(archive_path, "w:gz") as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                archive.add(path, arcname=str(path.relative_to(directory)), recursive=False)

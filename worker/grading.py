@@ -1,0 +1,394 @@
+"""Grading one evaluation: claim it, fetch what it needs, run the grader in the sandbox, store what it says.
+
+Only the holder of the current claim token may write the result, so a redelivered or re-sent message can never
+grade twice; every path ends the evaluation in exactly one state.
+"""
+
+import json
+import logging
+import re
+import shutil
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import close_old_connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from grader.errors import EXIT_OK, EXIT_REJECTED
+from grader.result import load_result
+from labs.models import Evaluation, EvaluationStatus, Lab
+from worker.datasets import DatasetUnavailable, cached_dataset
+from worker.sandbox import Limits, Mount, Outcome, Sandbox, SandboxUnavailable, get_sandbox
+
+log = logging.getLogger(__name__)
+
+RESULT_MAX_BYTES = 2 * 1024 * 1024
+STUDENT_LOG_BYTES = 4000
+STAFF_LOG_BYTES = 60_000
+JOB = "/job"
+
+
+@dataclass
+class Verdict:
+    status: str
+    fields: dict
+    retry: bool = False
+
+
+_sandbox: Sandbox | None = None
+_sandbox_lock = threading.Lock()
+
+
+def configured_sandbox() -> Sandbox:
+    """The node's sandbox, probed once per process; raises SandboxUnavailable rather than ever running unconfined."""
+    global _sandbox
+    with _sandbox_lock:
+        if _sandbox is None:
+            if settings.SANDBOX_BACKEND == "docker":
+                sandbox = get_sandbox(
+                    "docker", image=settings.SANDBOX_DOCKER_IMAGE, base_url=settings.SANDBOX_DOCKER_URL
+                )
+            else:
+                sandbox = get_sandbox(settings.SANDBOX_BACKEND)
+            sandbox.probe()
+            _sandbox = sandbox
+        return _sandbox
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{threading.get_native_id()}"
+
+
+def claim(evaluation_id: int) -> uuid.UUID | None:
+    """queued -> running with a fresh token and lease; None when someone else has it or it is finished."""
+    token = uuid.uuid4()
+    now = timezone.now()
+    claimed = Evaluation.objects.filter(pk=evaluation_id, status=EvaluationStatus.QUEUED).update(
+        status=EvaluationStatus.RUNNING,
+        claim_token=token,
+        lease_expires_at=now + timedelta(seconds=settings.EVALUATION_LEASE_SECONDS),
+        started_at=now,
+        worker=worker_name()[:200],
+        attempt=F("attempt") + 1,
+    )
+    return token if claimed else None
+
+
+def renew_lease(evaluation_id: int, token: uuid.UUID) -> bool:
+    expires = timezone.now() + timedelta(seconds=settings.EVALUATION_LEASE_SECONDS)
+    return bool(
+        Evaluation.objects.filter(pk=evaluation_id, claim_token=token, status=EvaluationStatus.RUNNING).update(
+            lease_expires_at=expires
+        )
+    )
+
+
+class Heartbeat(threading.Thread):
+    """Renews the lease while the grader runs; if the claim is lost, stops the sandbox."""
+
+    def __init__(self, evaluation_id: int, token: uuid.UUID):
+        super().__init__(daemon=True, name=f"heartbeat-{evaluation_id}")
+        self.evaluation_id = evaluation_id
+        self.token = token
+        self.stopped = threading.Event()
+        self.lost = threading.Event()
+        self.on_lost = None
+
+    def run(self):
+        interval = max(1.0, settings.EVALUATION_LEASE_SECONDS / 4)
+        try:
+            while not self.stopped.wait(interval):
+                try:
+                    still_ours = renew_lease(self.evaluation_id, self.token)
+                except Exception:
+                    log.warning("heartbeat of evaluation %s could not reach the database", self.evaluation_id)
+                    continue
+                if not still_ours:
+                    self.lost.set()
+                    if self.on_lost:
+                        self.on_lost()
+                    return
+        finally:
+            close_old_connections()
+
+    def stop(self):
+        self.stopped.set()
+
+
+def finish(evaluation_id: int, token: uuid.UUID, status: str, **fields) -> bool:
+    """Write the outcome only if the token still holds the claim; True when written."""
+    values = {"status": status, "lease_expires_at": None, **fields}
+    if status in (EvaluationStatus.SUCCEEDED, EvaluationStatus.FAILED, EvaluationStatus.ERROR):
+        values["finished_at"] = timezone.now()
+    if status == EvaluationStatus.QUEUED:
+        values["claim_token"] = None
+    with transaction.atomic():
+        written = Evaluation.objects.filter(
+            pk=evaluation_id, claim_token=token, status=EvaluationStatus.RUNNING
+        ).update(**values)
+    return bool(written)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def sanitise(text: str, limit: int, *, job_dir: Path | None = None) -> str:
+    if job_dir is not None:
+        text = text.replace(str(job_dir), JOB)
+    text = _CONTROL.sub("", text)
+    return text[-limit:]
+
+
+def grader_options(lab: Lab) -> dict:
+    return {str(k): str(v) for k, v in (lab.evaluator_options or {}).items() if not str(k).startswith("judge_")}
+
+
+def prepare_job(evaluation: Evaluation, job_dir: Path) -> None:
+    submission_dir = job_dir / "submission"
+    out_dir = job_dir / "out"
+    submission_dir.mkdir(parents=True)
+    out_dir.mkdir()
+    out_dir.chmod(0o777)
+    for item in evaluation.submission.files:
+        with default_storage.open(item["key"], "rb") as source, (submission_dir / item["name"]).open("wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+    for path in submission_dir.iterdir():
+        path.chmod(0o644)
+    submission_dir.chmod(0o755)
+    job_dir.chmod(0o755)
+
+
+def mounts_for(lab: Lab, job_dir: Path, data_dir: Path) -> list[Mount]:
+    mounts = [
+        Mount(job_dir / "submission", f"{JOB}/submission"),
+        Mount(data_dir, f"{JOB}/data"),
+        Mount(job_dir / "out", f"{JOB}/out", writable=True),
+    ]
+    if lab.kind == "llm":
+        base = Path(lab.evaluator_options.get("base_model_dir") or settings.BASE_MODELS_DIR)
+        if base.is_dir():
+            mounts.append(Mount(base, f"{JOB}/base-models"))
+    return mounts
+
+
+def job_line(lab: Lab, *, seed: int = 0) -> bytes:
+    options = grader_options(lab)
+    options.pop("base_model_dir", None)
+    if lab.kind == "llm":
+        options.setdefault(
+            "base_model", f"{JOB}/base-models/{lab.evaluator_options.get('base_model_name', 'tiny-gemma-2')}"
+        )
+    job = {
+        "submission": f"{JOB}/submission",
+        "data": f"{JOB}/data",
+        "out": f"{JOB}/out",
+        "device": settings.GRADER_DEVICE,
+        "seed": seed,
+        "options": options,
+    }
+    return (json.dumps(job) + "\n").encode()
+
+
+def limits_for(lab: Lab) -> Limits:
+    gpu: bool | str = settings.GRADER_GPU_ID if settings.GRADER_DEVICE == "cuda" else False
+    return Limits(
+        wall_seconds=float(lab.time_limit_s),
+        memory_bytes=lab.memory_limit_mb * 1024 * 1024,
+        pids=256,
+        file_size_bytes=256 * 1024 * 1024,
+        gpu=gpu,
+    )
+
+
+def run_in_sandbox(sandbox: Sandbox, lab: Lab, job_dir: Path, data_dir: Path, heartbeat: Heartbeat) -> Outcome:
+    running = sandbox.start(
+        ["python", "-m", "grader", "serve-one", "--lab", lab.kind], mounts_for(lab, job_dir, data_dir), limits_for(lab)
+    )
+    heartbeat.on_lost = running.kill
+    try:
+        if not running.wait_ready(timeout=min(300.0, float(lab.time_limit_s))):
+            return running.kill()
+        return running.submit(job_line(lab))
+    finally:
+        running.kill()
+
+
+def judge_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: Path, job_dir: Path) -> Verdict:
+    """Classify per the design: succeeded, failed (the student's fault) or error (the platform's, retried)."""
+    staff_log = sanitise(
+        f"exit={outcome.exit_code} timed_out={outcome.timed_out} oom={outcome.oom_killed} "
+        f"duration={outcome.duration_s:.1f}s\n--- stdout ---\n{outcome.stdout_tail}\n--- stderr ---\n{outcome.stderr_tail}",
+        STAFF_LOG_BYTES,
+        job_dir=job_dir,
+    )
+    base = {"staff_log": staff_log, "duration_s": round(outcome.duration_s, 3)}
+    if outcome.timed_out:
+        return Verdict(
+            EvaluationStatus.ERROR,
+            {**base, "error_code": "timeout", "error_message": f"The evaluation ran past {lab.time_limit_s} s."},
+            retry=True,
+        )
+    if outcome.oom_killed:
+        return Verdict(
+            EvaluationStatus.ERROR,
+            {
+                **base,
+                "error_code": "out_of_memory",
+                "error_message": f"The evaluation ran out of its {lab.memory_limit_mb} MB of memory.",
+            },
+            retry=True,
+        )
+    try:
+        result = load_result(out_dir / "result.json", max_bytes=RESULT_MAX_BYTES)
+        if result["lab"] != lab.kind:
+            raise ValueError(f"result is for lab {result['lab']!r}, not {lab.kind!r}")
+        if result["dataset"]["hash"] != lab.dataset.manifest_hash:
+            raise ValueError("result names another dataset")
+    except FileNotFoundError:
+        return Verdict(
+            EvaluationStatus.ERROR,
+            {**base, "error_code": "no_result", "error_message": "The grader wrote no result."},
+            retry=True,
+        )
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        return Verdict(
+            EvaluationStatus.ERROR,
+            {**base, "error_code": "bad_result", "error_message": f"The grader's result was refused: {str(exc)[:300]}"},
+            retry=True,
+        )
+    common = {
+        **base,
+        "grader_version": result["grader_version"][:40],
+        "dataset_hash": result["dataset"]["hash"],
+        "device_class": str(result.get("device_class", ""))[:120],
+    }
+    if outcome.exit_code == EXIT_OK and result["status"] == "ok":
+        metrics = result["metrics"]
+
+        def pick(split, metric):
+            value = metrics.get(split, {}).get(metric)
+            return float(value) if isinstance(value, int | float) else None
+
+        return Verdict(
+            EvaluationStatus.SUCCEEDED,
+            {
+                **common,
+                "metrics": metrics,
+                "groups": result.get("groups"),
+                "details": result.get("details") or {},
+                "samples": [s for s in result.get("samples", []) if s.get("split") == "public"],
+                "public_score": pick("public", lab.primary_metric),
+                "private_score": pick("private", lab.primary_metric),
+                "public_tiebreak": pick("public", lab.tiebreak_metric),
+                "private_tiebreak": pick("private", lab.tiebreak_metric),
+                "error_code": "",
+                "error_message": "",
+                "log_tail": "",
+            },
+        )
+    if outcome.exit_code == EXIT_REJECTED and result["status"] == "rejected":
+        error = result.get("error") or {}
+        return Verdict(
+            EvaluationStatus.FAILED,
+            {
+                **common,
+                "error_code": str(error.get("code", "rejected"))[:60],
+                "error_message": str(error.get("message", "The grader rejected the artifact."))[:2000],
+                "log_tail": sanitise(outcome.stderr_tail, STUDENT_LOG_BYTES, job_dir=job_dir),
+            },
+        )
+    error = result.get("error") or {}
+    return Verdict(
+        EvaluationStatus.ERROR,
+        {
+            **common,
+            "error_code": "grader_fault",
+            "error_message": str(error.get("message", "The grader failed."))[:2000],
+        },
+        retry=True,
+    )
+
+
+def grade(evaluation_id: int) -> str:
+    """Grade one evaluation end to end; returns what happened (for logs and tests)."""
+    sandbox = configured_sandbox()  # raises SandboxUnavailable before anything is claimed
+    token = claim(evaluation_id)
+    if token is None:
+        return "not-claimed"
+    evaluation = Evaluation.objects.select_related("submission__lab__dataset", "submission__member__user").get(
+        pk=evaluation_id
+    )
+    lab = evaluation.submission.lab
+    if evaluation.attempt > settings.EVALUATION_MAX_ATTEMPTS:
+        finish(
+            evaluation_id,
+            token,
+            EvaluationStatus.ERROR,
+            error_code="too_many_attempts",
+            error_message=f"Gave up after {settings.EVALUATION_MAX_ATTEMPTS} attempts.",
+        )
+        notify(evaluation_id)
+        return "gave-up"
+    heartbeat = Heartbeat(evaluation_id, token)
+    heartbeat.start()
+    job_dir = Path(settings.WORKER_CACHE_DIR) / "jobs" / f"{evaluation_id}-{token.hex[:12]}"
+    try:
+        if lab.dataset is None:
+            raise DatasetUnavailable(f"lab {lab.slug} has no registered hidden dataset")
+        data_dir = cached_dataset(lab.dataset)
+        prepare_job(evaluation, job_dir)
+        outcome = run_in_sandbox(sandbox, lab, job_dir, data_dir, heartbeat)
+        if heartbeat.lost.is_set():
+            return "claim-lost"
+        verdict = judge_outcome(lab, evaluation, outcome, job_dir / "out", job_dir)
+    except (DatasetUnavailable, SandboxUnavailable, OSError) as exc:
+        log.exception("evaluation %s: platform fault before grading", evaluation_id)
+        verdict = Verdict(
+            EvaluationStatus.ERROR, {"error_code": "platform", "error_message": str(exc)[:500]}, retry=True
+        )
+    finally:
+        heartbeat.stop()
+        shutil.rmtree(job_dir, ignore_errors=True)
+    return conclude(evaluation, token, verdict)
+
+
+def conclude(evaluation: Evaluation, token: uuid.UUID, verdict: Verdict) -> str:
+    """Store the verdict; platform faults go back to the queue with backoff until the attempts run out."""
+    if verdict.retry and evaluation.attempt < settings.EVALUATION_MAX_ATTEMPTS:
+        fields = {k: v for k, v in verdict.fields.items() if k in {"staff_log", "error_code", "error_message"}}
+        if finish(evaluation.pk, token, EvaluationStatus.QUEUED, **fields):
+            from labs.services import send_evaluation
+
+            send_evaluation(evaluation.pk, countdown=min(300, 5 * 2**evaluation.attempt))
+            return "retrying"
+        return "claim-lost"
+    if finish(evaluation.pk, token, verdict.status, **verdict.fields):
+        notify(evaluation.pk)
+        if verdict.status == EvaluationStatus.SUCCEEDED and evaluation.submission.lab.evaluator_options.get(
+            "judge_url"
+        ):
+            from worker.tasks import judge_style
+
+            transaction.on_commit(lambda: judge_style.apply_async(args=[evaluation.pk], queue="default"))
+        return verdict.status
+    return "claim-lost"
+
+
+def notify(evaluation_id: int) -> None:
+    """E-mail the student once when her evaluation reaches its final state."""
+    from labs.notifications import evaluation_finished
+
+    claimed = Evaluation.objects.filter(pk=evaluation_id, notified_at__isnull=True).update(notified_at=timezone.now())
+    if claimed:
+        evaluation_finished(
+            Evaluation.objects.select_related("submission__lab__course", "submission__member__user").get(
+                pk=evaluation_id
+            )
+        )

@@ -1,0 +1,50 @@
+"""Celery tasks: they receive ids, not objects, and running one twice does no harm."""
+
+import logging
+
+from celery import shared_task
+from django.db import close_old_connections
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="worker.tasks.evaluate", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def evaluate(evaluation_id: int) -> str:
+    from worker.grading import grade
+
+    close_old_connections()
+    outcome = grade(evaluation_id)
+    log.info("evaluation %s: %s", evaluation_id, outcome)
+    return outcome
+
+
+@shared_task(name="worker.tasks.reap", ignore_result=True)
+def reap() -> dict:
+    from worker.reaper import reap as run_reaper
+
+    return run_reaper()
+
+
+@shared_task(name="worker.tasks.remind_deadlines", ignore_result=True)
+def remind_deadlines() -> int:
+    from labs.notifications import remind_deadlines as run
+
+    return run()
+
+
+@shared_task(
+    name="worker.tasks.judge_style",
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    max_retries=5,
+    default_retry_delay=60,
+)
+def judge_style(self, evaluation_id: int) -> str:
+    """Score generated answers with the course's LLM judge, after the sandbox has returned (it has no network)."""
+    from worker.judging import JudgeUnavailable, judge_evaluation
+
+    try:
+        return judge_evaluation(evaluation_id)
+    except JudgeUnavailable as exc:
+        raise self.retry(exc=exc)
