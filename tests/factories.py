@@ -51,3 +51,23 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
 
 def token_for(member, days=30) -> str:
     return create_token(member=member, name="test", days=days)[1]
+
+
+def music_dataset(directory: Path) -> Path:
+    """A tiny hidden set of the music lab: two public and two private tunes, four in the training file."""
+    from grader.labs import music
+
+    music.write_dataset(TINY_TUNES, directory, seed=0, hidden={"public": 2, "private": 2}, name="tiny-tunes")
+    return directory
+
+
+def submit_folder(*, lab, member, directory: Path, received_at=None, description=""):
+    """Submit an artifact folder through the same intake and service the web and the API use."""
+    from labs.intake import collect
+    from labs.services import submit_artifact
+
+    artifact = collect(kind=lab.kind, uploads=artifact_files(directory), max_bytes=lab.max_artifact_bytes)
+    return submit_artifact(
+        lab=lab, member=member, artifact=artifact, received_at=received_at or timezone.now(),
+        description=description, via_api=True,
+    )

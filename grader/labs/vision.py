@@ -1,0 +1,326 @@
+"""Lab 2, computer vision: the face classifier's artifact checks, demo data, reference models and bias audit."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from grader.configfile import int_in, read_json, reject_unknown_keys, str_in
+from grader.errors import Rejected
+from grader.registry import EvaluationContext, EvaluationOutput, LabEvaluator
+from grader.safetensors_io import TensorInfo, expect_tensors, read_header
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+ONNX_FILE = "model.onnx"
+N_FILTERS_BOUNDS = (4, 64)
+LATENT_DIM_BOUNDS = (2, 512)
+HIDDEN_UNITS = 512
+FEATURE_SIDE = 4  # 64 / 2**4
+# (input channels, output channels, kernel) of the four conv blocks, in multiples of n_filters (3 = RGB input).
+BLOCKS = ((None, 1, 5), (1, 2, 5), (2, 4, 3), (4, 6, 3))
+FLOAT_DTYPES = ("F32",)
+# The DB-VAE decoder is never run: its tensors are allowed under "decoder." within these bounds, values unread.
+MAX_DECODER_TENSORS = 32
+MAX_DECODER_ELEMENTS = 64 * 1024 * 1024
+SPLITS = ("public", "private")
+REFERENCE_FILTERS = 8
+REFERENCE_EPOCHS = 12
+REFERENCE_BATCH = 32
+LIGHTER_GROUPS = ("LF", "LM")
+
+
+def expected_tensors(n_filters: int, n_outputs: int, prefix: str = "") -> dict[str, tuple[Any, tuple[int, ...]]]:
+    """Names, dtypes and shapes of the notebook classifier's state_dict (no torch needed)."""
+    spec: dict[str, tuple[Any, tuple[int, ...]]] = {}
+    for i, (cin, cout, k) in enumerate(BLOCKS):
+        c_in = 3 if cin is None else cin * n_filters
+        c_out = cout * n_filters
+        p = f"{prefix}{i}."
+        spec[p + "conv.weight"] = (FLOAT_DTYPES, (c_out, c_in, k, k))
+        for name in ("conv.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"):
+            spec[p + name] = (FLOAT_DTYPES, (c_out,))
+        spec[p + "bn.num_batches_tracked"] = ("I64", ())
+    spec[prefix + "5.weight"] = (FLOAT_DTYPES, (HIDDEN_UNITS, 6 * n_filters * FEATURE_SIDE * FEATURE_SIDE))
+    spec[prefix + "5.bias"] = (FLOAT_DTYPES, (HIDDEN_UNITS,))
+    spec[prefix + "7.weight"] = (FLOAT_DTYPES, (n_outputs, HIDDEN_UNITS))
+    spec[prefix + "7.bias"] = (FLOAT_DTYPES, (n_outputs,))
+    return spec
+
+
+def read_config(artifact_dir: Path) -> dict[str, Any]:
+    cfg = read_json(artifact_dir / CONFIG, name=CONFIG)
+    reject_unknown_keys(cfg, {"architecture", "n_filters", "latent_dim"}, name=CONFIG)
+    architecture = str_in(cfg, "architecture", ("standard", "dbvae"))
+    n_filters = int_in(cfg, "n_filters", *N_FILTERS_BOUNDS)
+    latent_dim = None
+    if architecture == "dbvae":
+        latent_dim = int_in(cfg, "latent_dim", *LATENT_DIM_BOUNDS)
+    elif "latent_dim" in cfg:
+        raise Rejected(
+            "bad_config",
+            'config.json gives "latent_dim" but its architecture is "standard"; remove "latent_dim", or set '
+            '"architecture": "dbvae" if you trained the DB-VAE.',
+        )
+    return {"architecture": architecture, "n_filters": n_filters, "latent_dim": latent_dim}
+
+
+def _check_decoder(decoder: dict[str, TensorInfo]) -> None:
+    if len(decoder) > MAX_DECODER_TENSORS:
+        raise Rejected(
+            "wrong_tensors", f"The DB-VAE decoder has {len(decoder)} tensors; at most {MAX_DECODER_TENSORS}."
+        )
+    total = 0
+    for name, info in sorted(decoder.items()):
+        if info.dtype not in FLOAT_DTYPES or len(info.shape) > 4:
+            raise Rejected(
+                "wrong_tensors",
+                f"Decoder tensor {name!r} has dtype {info.dtype} and {len(info.shape)} dimensions; "
+                "the decoder's weights are float32 with at most 4 dimensions.",
+            )
+        total += info.numel
+    if total > MAX_DECODER_ELEMENTS:
+        raise Rejected("wrong_tensors", f"The DB-VAE decoder holds {total} values; at most {MAX_DECODER_ELEMENTS}.")
+
+
+def check_weights(artifact_dir: Path, cfg: dict[str, Any]) -> tuple[dict[str, TensorInfo], list[str]]:
+    """Header-level check of the weights against the config; returns the header and the names the model uses."""
+    header = read_header(artifact_dir / WEIGHTS)
+    if cfg["architecture"] == "standard":
+        prefix, outputs = "", 1
+        decoder: dict[str, TensorInfo] = {}
+        body = header
+    else:
+        prefix, outputs = "encoder.", 2 * cfg["latent_dim"] + 1
+        decoder = {k: v for k, v in header.items() if k.startswith("decoder.")}
+        body = {k: v for k, v in header.items() if not k.startswith("decoder.")}
+    last = body.get(prefix + "7.weight")
+    if last is not None and last.shape[:1] != (outputs,) and len(last.shape) == 2:
+        what = (
+            "one logit per image (7.weight of shape [1, 512])"
+            if outputs == 1
+            else f"2*latent_dim+1 = {outputs} outputs (face logit, then the latent means and log-variances)"
+        )
+        raise Rejected(
+            "wrong_output_size",
+            f"The last layer {prefix}7.weight has {last.shape[0]} outputs; the {cfg['architecture']} model must "
+            f"give {what}. Check config.json and the model you saved.",
+        )
+    expect_tensors(body, expected_tensors(cfg["n_filters"], outputs, prefix))
+    _check_decoder(decoder)
+    return header, sorted(body)
+
+
+class Lab(LabEvaluator):
+    name = "vision"
+    title = "Computer vision: face detection with a bias audit"
+    artifact_files = (WEIGHTS, CONFIG)
+    primary_metric = "worst_group_tpr"
+    primary_direction = "max"
+    tiebreak_metric = "balanced_accuracy"
+    tiebreak_direction = "max"
+    reference_variants = ("standard", "balanced")
+
+    # ----------------------------------------------------------------- checks
+    def check(self, artifact_dir: Path, *, deep: bool = False) -> dict[str, Any]:
+        artifact_dir = Path(artifact_dir)
+        if (artifact_dir / ONNX_FILE).is_file() and not (artifact_dir / WEIGHTS).exists():
+            from grader import vision_onnx
+
+            return vision_onnx.check_in_subprocess(artifact_dir / ONNX_FILE, deep=deep)
+        cfg = read_config(artifact_dir)
+        header, names = check_weights(artifact_dir, cfg)
+        if deep:
+            from grader.safetensors_io import ensure_finite, load_tensors
+
+            ensure_finite(load_tensors(artifact_dir / WEIGHTS, names))
+        return {
+            "format": "safetensors",
+            **cfg,
+            "parameters": sum(header[n].numel for n in names if not n.endswith("num_batches_tracked")),
+            "decoder_tensors": len(header) - len(names),
+        }
+
+    # ------------------------------------------------------------------- data
+    def prepare_data(self, course_data: Path, out_dir: Path, *, seed: int) -> None:
+        from grader import vision_data
+        from grader.dataset import write_manifest
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        splits = vision_data.write_demo_set(Path(course_data), out_dir, seed=seed)
+        write_manifest(
+            out_dir,
+            name=f"vision-demo-seed{seed}",
+            lab=self.name,
+            demo_only=True,
+            description=vision_data.DESCRIPTION,
+            splits=splits,
+            meta={
+                "image_size": vision_data.IMAGE_SIZE,
+                "groups": list(vision_data.GROUPS),
+                "augmentations_per_face": vision_data.AUGMENTATIONS_PER_FACE,
+                "public_faces_per_group": vision_data.PUBLIC_FACES_PER_GROUP,
+                "nonface_photos": list(vision_data.NONFACE_PHOTOS),
+                "seed": seed,
+            },
+        )
+
+    # -------------------------------------------------------------- reference
+    def train_reference(self, data_dir: Path, out_dir: Path, *, variant: str, seed: int) -> dict[str, Any]:
+        """Train a tiny standard classifier on the public split: lighter-skinned faces only, or every group."""
+        import numpy as np
+        from safetensors.torch import save_file
+
+        from grader import vision_data, vision_model
+        from grader.dataset import load_manifest
+
+        if variant not in self.reference_variants:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(self.reference_variants)}")
+        manifest = load_manifest(data_dir)
+        items = [
+            item
+            for item in vision_data.split_items(manifest, "public")
+            if item["label"] == 0 or variant == "balanced" or item["group"] in LIGHTER_GROUPS
+        ]
+        images = vision_data.load_images(manifest, items)
+        labels = np.array([item["label"] for item in items], dtype=np.float32)
+        started = time.perf_counter()
+        model, loss = vision_model.train_classifier(
+            images,
+            labels,
+            n_filters=REFERENCE_FILTERS,
+            epochs=REFERENCE_EPOCHS,
+            batch_size=REFERENCE_BATCH,
+            seed=seed,
+        )
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(out_dir / WEIGHTS))
+        config = {"architecture": "standard", "n_filters": REFERENCE_FILTERS}
+        (out_dir / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        return {
+            "variant": variant,
+            **config,
+            "epochs": REFERENCE_EPOCHS,
+            "train_faces": int(labels.sum()),
+            "train_nonfaces": int((labels == 0).sum()),
+            "final_loss": loss,
+            "train_s": round(time.perf_counter() - started, 2),
+        }
+
+    # ------------------------------------------------------------- evaluation
+    def evaluate(self, ctx: EvaluationContext) -> EvaluationOutput:
+        artifact_dir = Path(ctx.artifact_dir)
+        if (artifact_dir / ONNX_FILE).is_file() and not (artifact_dir / WEIGHTS).exists():
+            if str(ctx.options.get("allow_onnx", "0")).lower() not in ("1", "true", "yes"):
+                raise Rejected(
+                    "onnx_not_enabled",
+                    "This course accepts the lab's model as model.safetensors + config.json only; "
+                    "ONNX models are not enabled.",
+                )
+            from grader import vision_onnx
+
+            return audit_splits(ctx, vision_onnx.OnnxScorer(artifact_dir / ONNX_FILE, device=ctx.device))
+        return audit_splits(ctx, TorchScorer(artifact_dir, device=ctx.device, seed=ctx.seed))
+
+
+class TorchScorer:
+    """Scores images with a checked safetensors artifact of the lab's architecture family."""
+
+    can_attack = True
+
+    def __init__(self, artifact_dir: Path, *, device: str, seed: int):
+        import torch
+
+        from grader import vision_model
+        from grader.safetensors_io import load_tensors
+
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        cfg = read_config(artifact_dir)
+        _, names = check_weights(artifact_dir, cfg)
+        tensors = load_tensors(artifact_dir / WEIGHTS, names)
+        self.device = device
+        self.model = vision_model.face_logit_model(
+            cfg["architecture"], cfg["n_filters"], cfg["latent_dim"], tensors
+        ).to(device)
+
+    def logits(self, images):
+        from grader import vision_model
+
+        return vision_model.predict_logits(self.model, images, device=self.device)
+
+    def fgsm(self, images, labels) -> dict[int, float]:
+        from grader import vision_model
+
+        return vision_model.fgsm_accuracy(self.model, images, labels, device=self.device)
+
+
+def audit_splits(ctx: EvaluationContext, scorer: Any) -> EvaluationOutput:
+    """Run the bias audit of one scorer on both splits of the dataset."""
+    import numpy as np
+
+    from grader import vision_data, vision_metrics
+    from grader.vision_model import FGSM_EPSILONS
+
+    metrics: dict[str, dict[str, float | None]] = {}
+    groups: dict[str, dict[str, dict[str, float | None]]] = {}
+    timings: dict[str, float] = {"load_s": 0.0, "inference_s": 0.0, "audit_s": 0.0, "fgsm_s": 0.0}
+    worst: dict[str, str | None] = {}
+    for split in SPLITS:
+        t0 = time.perf_counter()
+        items = vision_data.split_items(ctx.manifest, split)
+        images = vision_data.load_images(ctx.manifest, items)
+        labels = np.array([item["label"] for item in items], dtype=np.int64)
+        t1 = time.perf_counter()
+        logits = np.asarray(scorer.logits(images), dtype=np.float64)
+        t2 = time.perf_counter()
+        if logits.shape != (len(items),) or not np.isfinite(logits).all():
+            raise Rejected(
+                "non_finite_outputs",
+                "The model gives NaN or infinite face logits on some images; check its weights "
+                "(e.g. BatchNorm running variances) and retrain with a lower learning rate.",
+            )
+        split_metrics, table = vision_metrics.audit(
+            logits,
+            labels,
+            [item["group"] for item in items],
+            [item["source"] for item in items],
+            seed=ctx.seed,
+        )
+        t3 = time.perf_counter()
+        if getattr(scorer, "can_attack", False):
+            attacked = scorer.fgsm(images, labels)
+            for eps in FGSM_EPSILONS:
+                split_metrics[f"fgsm_{eps}"] = attacked[eps]
+        else:
+            # Attacks need the model's gradients; a scorer without them reports "not available", never zero.
+            for eps in FGSM_EPSILONS:
+                split_metrics[f"fgsm_{eps}"] = None
+        t4 = time.perf_counter()
+        metrics[split] = split_metrics
+        groups[split] = table
+        worst[split] = vision_metrics.worst_group(table)
+        for key, seconds in (("load_s", t1 - t0), ("inference_s", t2 - t1), ("audit_s", t3 - t2), ("fgsm_s", t4 - t3)):
+            timings[key] += seconds
+    for split_metrics in metrics.values():
+        for key, value in split_metrics.items():
+            if value is not None and not math.isfinite(value):
+                split_metrics[key] = None
+    details = {
+        "threshold_rule": (
+            "A face is detected when its logit is >= the threshold: the smallest observed logit such that at most "
+            f"{vision_metrics.TARGET_FPR:.0%} of the non-faces reach it (ties count against the model)."
+        ),
+        "worst_group": worst,
+        "bootstrap": {"resamples": vision_metrics.BOOTSTRAP_RESAMPLES, "unit": "source face", "level": 0.95},
+        "fgsm": {"epsilons_255": list(FGSM_EPSILONS), "decision": "the model's own threshold (probability > 0.5)"},
+        "ece_bins": vision_metrics.ECE_BINS,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+    }
+    return EvaluationOutput(metrics=metrics, groups=groups, samples=[], details=details)

@@ -1,0 +1,135 @@
+"""Grading an evaluation in the real bubblewrap sandbox, and what the worker does with what comes back."""
+
+import json
+import uuid
+
+import pytest
+from django.core import mail
+
+from labs.models import Evaluation
+from tests.factories import save_lstm, submit_folder
+from worker import grading
+from worker.sandbox import Outcome
+
+
+@pytest.fixture
+def submission(graded_lab, student, tmp_path):
+    return submit_folder(lab=graded_lab, member=student, directory=save_lstm(tmp_path / "a"))
+
+
+def test_reference_like_artifact_is_graded_in_the_sandbox_and_stored(submission, settings, tmp_path):
+    settings.WORKER_CACHE_DIR = tmp_path / "cache"
+    evaluation = submission.evaluations.get()
+    assert grading.grade(evaluation.pk) == "succeeded"
+    evaluation.refresh_from_db()
+    assert evaluation.status == "succeeded"
+    assert evaluation.attempt == 1
+    assert evaluation.public_score > 0 and evaluation.private_score > 0
+    assert set(evaluation.metrics) == {"public", "private"}
+    assert evaluation.dataset_hash == submission.lab.dataset.manifest_hash
+    assert all(sample["split"] == "public" for sample in evaluation.samples)
+    assert evaluation.claim_token is not None and evaluation.lease_expires_at is None
+    assert mail.outbox and "succeeded" in mail.outbox[0].subject
+
+
+def test_a_second_delivery_of_the_same_message_does_not_grade_again(submission, settings, tmp_path):
+    settings.WORKER_CACHE_DIR = tmp_path / "cache"
+    evaluation = submission.evaluations.get()
+    assert grading.grade(evaluation.pk) == "succeeded"
+    first = Evaluation.objects.get(pk=evaluation.pk)
+    assert grading.grade(evaluation.pk) == "not-claimed"
+    again = Evaluation.objects.get(pk=evaluation.pk)
+    assert (again.finished_at, again.attempt, again.public_score) == (first.finished_at, first.attempt, first.public_score)
+
+
+def test_nan_weights_end_failed_with_the_students_message(graded_lab, student, tmp_path, settings):
+    settings.WORKER_CACHE_DIR = tmp_path / "cache"
+
+    def poison(state):
+        state["fc.bias"][0] = float("nan")
+
+    submission = submit_folder(lab=graded_lab, member=student, directory=save_lstm(tmp_path / "nan", mutate=poison))
+    evaluation = submission.evaluations.get()
+    assert grading.grade(evaluation.pk) == "failed"
+    evaluation.refresh_from_db()
+    assert evaluation.error_code == "non_finite_weights"
+    assert "fc.bias" in evaluation.error_message
+    assert evaluation.public_score is None
+
+
+def test_only_the_current_claim_token_may_write(submission):
+    evaluation = submission.evaluations.get()
+    token = grading.claim(evaluation.pk)
+    assert token is not None
+    assert grading.claim(evaluation.pk) is None
+    assert not grading.finish(evaluation.pk, uuid.uuid4(), "succeeded", public_score=0.0)
+    assert grading.finish(evaluation.pk, token, "failed", error_code="x")
+    assert Evaluation.objects.get(pk=evaluation.pk).status == "failed"
+
+
+def _outcome(exit_code=0, **kw):
+    return Outcome(exit_code=exit_code, timed_out=kw.get("timed_out", False), oom_killed=kw.get("oom", False),
+                   stdout_tail="", stderr_tail=kw.get("stderr", ""), duration_s=1.0)
+
+
+def _write(out, text):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(text)
+
+
+def _valid_result(lab, **changes):
+    result = {
+        "schema": 1, "lab": "music", "grader_version": "1.0.0",
+        "dataset": {"name": "tiny", "hash": lab.dataset.manifest_hash}, "device_class": "cpu", "seed": 0,
+        "status": "ok", "error": None, "metrics": {"public": {"bpc": 3.0}, "private": {"bpc": 3.1}},
+        "primary": {"metric": "bpc", "direction": "min"}, "tiebreak": {"metric": "validity", "direction": "max"},
+        "groups": None, "samples": [], "details": {}, "artifact": {},
+        "timings": {"check_s": 0.1, "evaluate_s": 0.8, "total_s": 1.0},
+    }
+    result.update(changes)
+    return result
+
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        ("x" * (grading.RESULT_MAX_BYTES + 10), "larger than"),
+        ("{not json", "refused"),
+        (json.dumps({"schema": 1, "lab": "music"}), "schema"),
+        ("NaN-marker", "non-finite"),
+    ],
+)
+def test_a_bad_result_json_is_a_platform_error_never_a_score(graded_lab, submission, tmp_path, payload, reason):
+    if payload == "NaN-marker":
+        payload = json.dumps(_valid_result(graded_lab)).replace("3.1", "NaN")
+    _write(tmp_path / "out", payload)
+    verdict = grading.judge_outcome(graded_lab, submission.evaluations.get(), _outcome(0), tmp_path / "out", tmp_path)
+    assert verdict.status == "error" and verdict.retry
+    assert verdict.fields["error_code"] == "bad_result"
+    assert reason in verdict.fields["error_message"]
+    assert "public_score" not in verdict.fields
+
+
+def test_a_result_for_another_dataset_is_refused(graded_lab, submission, tmp_path):
+    _write(tmp_path / "out", json.dumps(_valid_result(graded_lab, dataset={"name": "x", "hash": "0" * 64})))
+    verdict = grading.judge_outcome(graded_lab, submission.evaluations.get(), _outcome(0), tmp_path / "out", tmp_path)
+    assert verdict.status == "error" and "another dataset" in verdict.fields["error_message"]
+
+
+def test_timeout_and_out_of_memory_are_platform_faults_retried(graded_lab, submission, tmp_path):
+    for outcome, code in ((_outcome(None, timed_out=True), "timeout"), (_outcome(137, oom=True), "out_of_memory")):
+        verdict = grading.judge_outcome(graded_lab, submission.evaluations.get(), outcome, tmp_path / "out", tmp_path)
+        assert (verdict.status, verdict.retry, verdict.fields["error_code"]) == ("error", True, code)
+
+
+def test_platform_fault_goes_back_to_the_queue_until_attempts_run_out(submission, settings):
+    settings.EVALUATION_MAX_ATTEMPTS = 2
+    evaluation = submission.evaluations.get()
+    verdict = grading.Verdict("error", {"error_code": "timeout", "error_message": "slow"}, retry=True)
+    token = grading.claim(evaluation.pk)
+    assert grading.conclude(Evaluation.objects.get(pk=evaluation.pk), token, verdict) == "retrying"
+    assert Evaluation.objects.get(pk=evaluation.pk).status == "queued"
+    token = grading.claim(evaluation.pk)
+    assert grading.conclude(Evaluation.objects.get(pk=evaluation.pk), token, verdict) == "error"
+    final = Evaluation.objects.get(pk=evaluation.pk)
+    assert (final.status, final.attempt, final.error_code) == ("error", 2, "timeout")
