@@ -1,0 +1,92 @@
+"""End to end with real parts: the API, PostgreSQL, Redis, a Celery worker process and the bubblewrap sandbox."""
+
+import pytest
+from django.utils import timezone
+
+from labs.models import Evaluation, Submission
+from labs.selectors import leaderboard_for
+from tests.e2e.conftest import wait_for
+from tests.factories import artifact_files, make_music_lab, music_dataset, save_lstm, token_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def lab(course, tmp_path):
+    from labs.management.commands.register_dataset import register_dataset
+
+    dataset = register_dataset(music_dataset(tmp_path / "hidden"))
+    return make_music_lab(course, dataset=dataset)
+
+
+def final(evaluation_id):
+    evaluation = Evaluation.objects.get(pk=evaluation_id)
+    return evaluation if evaluation.is_final else None
+
+
+def test_uploaded_artifact_is_graded_by_the_worker_and_reaches_the_leaderboard(
+    client, lab, student, start_worker, tmp_path
+):
+    start_worker()
+    key = token_for(student)
+    response = client.post(
+        f"/api/labs/{lab.slug}/submissions",
+        artifact_files(save_lstm(tmp_path / "a")),
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    assert response.status_code == 201
+    evaluation = Submission.objects.get(pk=response.json()["id"]).evaluations.get()
+    done = wait_for(lambda: final(evaluation.pk), timeout=180, what="the evaluation to finish")
+    assert done.status == "succeeded", (done.error_code, done.error_message, done.staff_log)
+    assert done.public_score is not None and done.public_score > 0
+    board = leaderboard_for(lab=lab, split="public", viewer=student)
+    assert [(row.rank, row.member_id) for row in board.rows] == [(1, student.pk)]
+    api_view = client.get(f"/api/submissions/{done.submission_id}", HTTP_AUTHORIZATION=f"Bearer {key}").json()
+    assert api_view["status"] == "succeeded"
+    assert api_view["evaluation"]["metrics"]["public"]["bpc"] == pytest.approx(done.public_score)
+
+
+def test_broken_artifact_ends_failed_with_the_students_message(lab, student, start_worker, tmp_path):
+    from tests.factories import submit_folder
+
+    start_worker()
+
+    def poison(state):
+        state["embedding.weight"][3, 2] = float("inf")
+
+    submission = submit_folder(lab=lab, member=student, directory=save_lstm(tmp_path / "inf", mutate=poison))
+    done = wait_for(lambda: final(submission.evaluations.get().pk), timeout=180, what="the evaluation to finish")
+    assert done.status == "failed"
+    assert done.error_code == "non_finite_weights"
+    assert "embedding.weight" in done.error_message
+
+
+def test_worker_killed_mid_evaluation_is_requeued_by_the_reaper_and_graded_exactly_once(
+    lab, student, start_worker, tmp_path, settings
+):
+    from tests.factories import submit_folder
+    from worker.reaper import reap
+
+    settings.EVALUATION_LEASE_SECONDS = 4
+    lab.evaluator_options = {"songs": "4", "song_length": "600"}
+    lab.save()
+    first = start_worker(EVALUATION_LEASE_SECONDS=4)
+    submission = submit_folder(lab=lab, member=student, directory=save_lstm(tmp_path / "a", h=64))
+    evaluation = submission.evaluations.get()
+    wait_for(lambda: Evaluation.objects.get(pk=evaluation.pk).status == "running", timeout=120, what="the claim")
+    first.kill()  # SIGKILL to the whole worker: the pool child, its sandbox and the main process
+    wait_for(
+        lambda: Evaluation.objects.get(pk=evaluation.pk).lease_expires_at < timezone.now(),
+        timeout=30,
+        what="the lease to expire",
+    )
+    assert Evaluation.objects.get(pk=evaluation.pk).status == "running"
+    counts = reap()
+    assert counts["requeued"] == 1 and counts["resent"] == 1
+    start_worker(EVALUATION_LEASE_SECONDS=4)
+    done = wait_for(lambda: final(evaluation.pk), timeout=240, what="the re-queued evaluation to finish")
+    assert done.status == "succeeded", (done.error_code, done.error_message)
+    assert done.attempt == 2
+    assert submission.evaluations.count() == 1
+    board = leaderboard_for(lab=lab, split="public", viewer=None)
+    assert [row.submission_id for row in board.rows] == [submission.pk]
