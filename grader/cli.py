@@ -69,7 +69,9 @@ def _device_class(device: str) -> str:
     return f"cuda:{torch.cuda.get_device_name(0)}"
 
 
-def _check_artifact(lab: LabEvaluator, artifact_dir: Path, *, deep: bool) -> dict[str, Any]:
+def _check_artifact(
+    lab: LabEvaluator, artifact_dir: Path, *, deep: bool, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
     if not artifact_dir.is_dir():
         raise Rejected("missing_file", f"The artifact folder {artifact_dir.name!r} does not exist.")
     missing = [name for name in lab.artifact_files if not (artifact_dir / name).is_file()]
@@ -79,7 +81,7 @@ def _check_artifact(lab: LabEvaluator, artifact_dir: Path, *, deep: bool) -> dic
             f"The artifact lacks {', '.join(missing)}; a {lab.title} artifact is exactly "
             f"{' + '.join(lab.artifact_files)}.",
         )
-    return lab.check(artifact_dir, deep=deep)
+    return lab.check(artifact_dir, deep=deep, options=options)
 
 
 def run_evaluation(
@@ -109,7 +111,7 @@ def run_evaluation(
         device_class = _device_class(device)
         _seed_everything(seed)
         t0 = time.perf_counter()
-        summary = _check_artifact(lab, submission, deep=True)
+        summary = _check_artifact(lab, submission, deep=True, options=options)
         timings["check_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         ctx = EvaluationContext(
@@ -245,7 +247,7 @@ def cmd_train_reference(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     lab = get_lab(args.lab)
     try:
-        summary = _check_artifact(lab, args.dir, deep=args.deep)
+        summary = _check_artifact(lab, args.dir, deep=args.deep, options=_parse_options(args.option))
     except Rejected as exc:
         print(f"rejected ({exc.code}): {exc.message}")
         return EXIT_REJECTED
@@ -297,6 +299,18 @@ def cmd_serve_one(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_convert_keras(args: argparse.Namespace) -> int:
+    from grader.keras_convert import convert
+
+    try:
+        summary = convert(args.weights, args.out_dir, embedding_dim=args.embedding_dim, hidden_size=args.hidden_size)
+    except Rejected as exc:
+        print(f"cannot convert ({exc.code}): {exc.message}")
+        return EXIT_REJECTED
+    print(json.dumps({"out": str(args.out_dir), **summary}, sort_keys=True))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -322,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lab", required=True, choices=labs)
     p.add_argument("dir", type=Path)
     p.add_argument("--deep", action="store_true", help="also read the weights (finite values)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="the lab's evaluator settings")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("evaluate", help="evaluate an artifact on a hidden dataset and write result.json")
@@ -333,6 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("convert-keras", help="turn the TensorFlow notebook's Keras weights into a Lab 1 artifact")
+    p.add_argument("--lab", required=True, choices=["music"])
+    p.add_argument("weights", type=Path, help="a Keras .weights.h5 (model.save_weights) or a .npz of get_weights()")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--embedding-dim", type=int, default=None, help="checked against the weights when given")
+    p.add_argument("--hidden-size", type=int, default=None, help="checked against the weights when given")
+    p.set_defaults(func=cmd_convert_keras)
 
     p = sub.add_parser("serve-one", help="warm up, print 'ready', then evaluate the one job read from stdin")
     p.add_argument("--lab", required=True, choices=labs)

@@ -55,9 +55,10 @@ class LabEvaluator(ABC):
     reference_variants: ClassVar[tuple[str, ...]] = ("reference",)
 
     @abstractmethod
-    def check(self, artifact_dir: Path, *, deep: bool = False) -> dict[str, Any]:
+    def check(self, artifact_dir: Path, *, deep: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Validate an artifact; raise ``Rejected`` with a message for the student.
 
+        ``options`` are the lab's evaluator settings (e.g. which base model an adapter must name).
         ``deep=False`` reads only headers and the config (the web runs it at upload: no torch import, no tensor
         data read); ``deep=True`` also reads the values (finite) and whatever needs more than headers.
         Returns a short JSON-serialisable summary (hyperparameters, parameter count).

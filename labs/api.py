@@ -9,6 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from courses.models import Role
+from courses.ratelimit import api_upload_rate_limited
 from labs import services
 from labs.intake import IntakeError, collect, install_handler
 from labs.models import Lab, Submission
@@ -54,6 +55,7 @@ def _lab_for(request, lab_slug: str) -> Lab | None:
 
 
 @token_required
+@api_upload_rate_limited
 @require_http_methods(["GET", "POST"])
 def submissions(request, lab_slug: str):
     lab = _lab_for(request, lab_slug)
@@ -73,7 +75,11 @@ def _submit(request, lab: Lab):
     handler = install_handler(request, max_bytes=lab.max_artifact_bytes)
     try:
         artifact = collect(
-            kind=lab.kind, uploads=dict(request.FILES.items()), max_bytes=lab.max_artifact_bytes, handler=handler
+            kind=lab.kind,
+            uploads=dict(request.FILES.items()),
+            max_bytes=lab.max_artifact_bytes,
+            handler=handler,
+            options=lab.evaluator_options,
         )
     except IntakeError as exc:
         return api_error(exc.status, exc.code, exc.message)

@@ -100,7 +100,14 @@ def _describe(names) -> str:
     return " and ".join(sorted(names))
 
 
-def collect(*, kind: str, uploads: dict, max_bytes: int, handler: BoundedUploadHandler | None = None) -> Artifact:
+def collect(
+    *,
+    kind: str,
+    uploads: dict,
+    max_bytes: int,
+    handler: BoundedUploadHandler | None = None,
+    options: dict | None = None,
+) -> Artifact:
     """Turn the request's files into a checked artifact folder, or raise IntakeError (nothing is kept)."""
     if handler is not None and handler.problem == "too_large":
         raise IntakeError(
@@ -161,7 +168,7 @@ def collect(*, kind: str, uploads: dict, max_bytes: int, handler: BoundedUploadH
             )
         artifact.sha256 = identity(artifact.files)
         try:
-            artifact.summary = lab.check(directory, deep=False)
+            artifact.summary = lab.check(directory, deep=False, options=options)
         except Rejected as exc:
             raise IntakeError(exc.message, code=exc.code)
         return artifact

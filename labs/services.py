@@ -137,6 +137,39 @@ def submit_artifact(
     return submission
 
 
+@transaction.atomic
+def submit_baseline(*, lab: Lab, owner: Membership, artifact: Artifact, label: str) -> Submission:
+    """A staff reference model: graded like any submission, shown as a baseline row, never ranked or quota-bound."""
+    if not owner.is_staff_role or owner.course_id != lab.course_id:
+        raise ValidationError("Baselines are submitted by the course's staff.")
+    existing = Submission.objects.filter(lab=lab, baseline_label=label, sha256=artifact.sha256).first()
+    if existing:
+        artifact.cleanup()
+        return existing
+    prefix = Submission.new_prefix(lab)
+    try:
+        files = []
+        for item in artifact.files:
+            with (artifact.directory / item["name"]).open("rb") as handle:
+                files.append({**item, "key": default_storage.save(f"{prefix}/{item['name']}", File(handle))})
+    finally:
+        artifact.cleanup()
+    submission = Submission.objects.create(
+        lab=lab,
+        member=owner,
+        storage_prefix=prefix,
+        files=files,
+        sha256=artifact.sha256,
+        size=artifact.size,
+        received_at=timezone.now(),
+        artifact_summary=artifact.summary,
+        baseline_label=label[:80],
+    )
+    evaluation = Evaluation.objects.create(submission=submission, reason="baseline")
+    transaction.on_commit(lambda: send_evaluation(evaluation.pk))
+    return submission
+
+
 def send_evaluation(evaluation_id: int, *, countdown: int = 0) -> bool:
     """Send the grading task; if the broker is down the student still has her answer and the reaper resends."""
     from worker.tasks import evaluate

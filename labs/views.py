@@ -99,7 +99,11 @@ def _upload_checked(request, lab_slug: str):
 def _upload_body(request, lab: Lab, handler):
     try:
         artifact = collect(
-            kind=lab.kind, uploads=dict(request.FILES.items()), max_bytes=lab.max_artifact_bytes, handler=handler
+            kind=lab.kind,
+            uploads=dict(request.FILES.items()),
+            max_bytes=lab.max_artifact_bytes,
+            handler=handler,
+            options=lab.evaluator_options,
         )
         submission = services.submit_artifact(
             lab=lab,

@@ -66,8 +66,17 @@ def submit_folder(*, lab, member, directory: Path, received_at=None, description
     from labs.intake import collect
     from labs.services import submit_artifact
 
-    artifact = collect(kind=lab.kind, uploads=artifact_files(directory), max_bytes=lab.max_artifact_bytes)
+    artifact = collect(
+        kind=lab.kind,
+        uploads=artifact_files(directory),
+        max_bytes=lab.max_artifact_bytes,
+        options=lab.evaluator_options,
+    )
     return submit_artifact(
-        lab=lab, member=member, artifact=artifact, received_at=received_at or timezone.now(),
-        description=description, via_api=True,
+        lab=lab,
+        member=member,
+        artifact=artifact,
+        received_at=received_at or timezone.now(),
+        description=description,
+        via_api=True,
     )

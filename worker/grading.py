@@ -171,20 +171,26 @@ def mounts_for(lab: Lab, job_dir: Path, data_dir: Path) -> list[Mount]:
         Mount(data_dir, f"{JOB}/data"),
         Mount(job_dir / "out", f"{JOB}/out", writable=True),
     ]
-    if lab.kind == "llm":
-        base = Path(lab.evaluator_options.get("base_model_dir") or settings.BASE_MODELS_DIR)
-        if base.is_dir():
-            mounts.append(Mount(base, f"{JOB}/base-models"))
+    base = base_model_dir(lab)
+    if base is not None:
+        mounts.append(Mount(base, f"{JOB}/base-model"))
     return mounts
+
+
+def base_model_dir(lab: Lab) -> Path | None:
+    """The node's copy of the lab's base model (Lab 3): provisioned with the node, never downloaded."""
+    if lab.kind != "llm":
+        return None
+    configured = (lab.evaluator_options or {}).get("base_model")
+    base = Path(configured) if configured else Path(settings.BASE_MODELS_DIR) / "tiny-gemma-2"
+    return base if base.is_dir() else None
 
 
 def job_line(lab: Lab, *, seed: int = 0) -> bytes:
     options = grader_options(lab)
-    options.pop("base_model_dir", None)
-    if lab.kind == "llm":
-        options.setdefault(
-            "base_model", f"{JOB}/base-models/{lab.evaluator_options.get('base_model_name', 'tiny-gemma-2')}"
-        )
+    options.pop("base_model", None)
+    if base_model_dir(lab) is not None:
+        options["base_model"] = f"{JOB}/base-model"
     job = {
         "submission": f"{JOB}/submission",
         "data": f"{JOB}/data",

@@ -356,7 +356,7 @@ class Lab(LabEvaluator):
         import music21  # noqa: F401
         import torch  # noqa: F401
 
-    def check(self, artifact_dir: Path, *, deep: bool = False) -> dict[str, Any]:
+    def check(self, artifact_dir: Path, *, deep: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
         artifact_dir = Path(artifact_dir)
         hp = read_config(artifact_dir)
         vocab = len(COURSE_VOCAB)

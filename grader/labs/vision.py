@@ -125,7 +125,7 @@ class Lab(LabEvaluator):
     reference_variants = ("standard", "balanced")
 
     # ----------------------------------------------------------------- checks
-    def check(self, artifact_dir: Path, *, deep: bool = False) -> dict[str, Any]:
+    def check(self, artifact_dir: Path, *, deep: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
         artifact_dir = Path(artifact_dir)
         if (artifact_dir / ONNX_FILE).is_file() and not (artifact_dir / WEIGHTS).exists():
             from grader import vision_onnx

@@ -1,0 +1,277 @@
+"""Lab 3, large language models: a LoRA adapter that makes the course's chat model answer in Yoda's style."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from grader.errors import GraderFault
+from grader.llm_adapter import CONFIG_FILE, GEMMA_2_2B_IT, WEIGHTS_FILE, BaseSpec, check_adapter, read_base_spec
+from grader.llm_data import Pair, make_pairs, plain_version, read_jsonl, read_lines, split_indices, write_jsonl
+from grader.registry import EvaluationContext, EvaluationOutput, LabEvaluator
+
+BASE_MODEL_ENV = "GRADER_LLM_BASE_MODEL"  # the course's base model folder, where no option names one
+THREADS_ENV = "GRADER_TORCH_THREADS"
+HIDDEN_PER_SPLIT = 96  # hidden (prompt, answer) pairs per split for the cross-entropy
+PROMPTS_PER_SPLIT = 12  # of those, the prompts whose generated answers are judged
+TRAIN_FILE = "train/yoda_train.jsonl"
+CLASSIFIER_FILE = "style_classifier.json"
+JUDGE_ANSWERS_FILE = "judge_answers.json"  # for the worker's optional LLM judge; never shown to students
+REFERENCE_STEPS = 300
+DESCRIPTION = (
+    "Demo only. Built from the course's public style texts (mitdeeplearning 0.7.5, data/text_styles): each line of "
+    "yoda.txt is a Yoda-style answer; the data holds no questions, so each prompt ('Tell me about X.') is derived "
+    "from the answer's own words. Lines are split at random (fixed seed) into a training file handed to students "
+    "and hidden public/private pairs. The style classifier is trained on the training Yoda lines against the "
+    "matching leprechaun.txt lines and a de-brogued plain version of them. Students have seen the public package, "
+    "so a real course should register hidden texts of its own."
+)
+
+
+def _threads() -> None:
+    import torch
+
+    # The tiny model gains nothing from several threads, and OpenMP threads spinning on a busy or quota-limited
+    # CPU slow it down many times over.
+    torch.set_num_threads(max(1, int(os.environ.get(THREADS_ENV, "1"))))
+
+
+def tiny_base_dir(data_dir: Path) -> Path:
+    from grader.llm_base import TINY_DIRNAME
+
+    return Path(data_dir).parent / "base-models" / TINY_DIRNAME
+
+
+class Lab(LabEvaluator):
+    name = "llm"
+    title = "Large language models: answering in Yoda's style with a LoRA adapter"
+    artifact_files = (CONFIG_FILE, WEIGHTS_FILE)
+    primary_metric = "cross_entropy"
+    primary_direction = "min"
+    tiebreak_metric = "style_score"
+    tiebreak_direction = "max"
+    reference_variants = ("reference",)
+
+    # ---- the base model -------------------------------------------------------------------------------------
+
+    def base_spec(self, options: dict[str, Any] | None = None, *, default_dir: Path | None = None) -> BaseSpec:
+        """The base model adapters must fit: the option, else the environment, else ``default_dir``, else Gemma."""
+        options = options or {}
+        name = options.get("base_model_name")
+        folder = options.get("base_model") or os.environ.get(BASE_MODEL_ENV)
+        if folder:
+            return read_base_spec(Path(folder), name=name)
+        if default_dir is not None and (default_dir / "config.json").is_file():
+            return read_base_spec(default_dir, name=name)
+        if default_dir is not None:
+            raise GraderFault(
+                "base_model_missing",
+                f"no base model: give --option base_model=DIR or set {BASE_MODEL_ENV} (looked in {default_dir})",
+            )
+        if name and name != GEMMA_2_2B_IT.name:
+            raise GraderFault("base_model_missing", f"the shapes of base model {name!r} need its folder")
+        return GEMMA_2_2B_IT
+
+    # ---- checks ---------------------------------------------------------------------------------------------
+
+    def check(self, artifact_dir: Path, *, deep: bool = False, options: dict[str, Any] | None = None) -> dict:
+        return check_adapter(Path(artifact_dir), self.base_spec(options), deep=deep)
+
+    # ---- data -----------------------------------------------------------------------------------------------
+
+    def prepare_data(self, course_data: Path, out_dir: Path, *, seed: int) -> None:
+        from grader.dataset import write_manifest
+        from grader.llm_base import TINY_NAME, build_tiny_base
+        from grader.llm_style import train_classifier
+
+        out_dir = Path(out_dir)
+        styles = Path(course_data) / "text_styles"
+        yoda = read_lines(styles / "yoda.txt")
+        leprechaun = read_lines(styles / "leprechaun.txt")
+        if len(yoda) != len(leprechaun):
+            raise GraderFault("course_data_unavailable", "yoda.txt and leprechaun.txt are no longer line-aligned")
+        if out_dir.exists():
+            if any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
+                raise GraderFault("dataset_exists", f"{out_dir} holds files that are not a dataset; not touching it")
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True)
+
+        split = split_indices(len(yoda), seed=seed, hidden_per_split=HIDDEN_PER_SPLIT)
+        pairs = make_pairs(yoda)
+        write_jsonl(out_dir / TRAIN_FILE, [pairs[i] for i in split.train])
+        splits = {}
+        for name, indices in (("public", split.public), ("private", split.private)):
+            hidden = [pairs[i] for i in indices]
+            write_jsonl(out_dir / f"hidden/{name}.jsonl", hidden)
+            prompts = [p.prompt for p in hidden[:PROMPTS_PER_SPLIT]]
+            (out_dir / f"hidden/prompts_{name}.json").write_text(json.dumps(prompts, ensure_ascii=False, indent=1))
+            splits[name] = {
+                "pairs": f"hidden/{name}.jsonl",
+                "prompts": f"hidden/prompts_{name}.json",
+                "pair_count": len(hidden),
+                "prompt_count": len(prompts),
+            }
+
+        other = [leprechaun[i] for i in split.train]
+        classifier = train_classifier(
+            [yoda[i] for i in split.train], other + [plain_version(t) for t in other], seed=seed
+        )
+        classifier.save(out_dir / CLASSIFIER_FILE)
+        # Measured on lines the classifier never saw: the hidden public Yoda answers and the same questions'
+        # leprechaun and plain answers.
+        held_yoda = classifier.probability([yoda[i] for i in split.public])
+        held_other = classifier.probability(
+            [leprechaun[i] for i in split.public] + [plain_version(leprechaun[i]) for i in split.public]
+        )
+        accuracy = (sum(p >= 0.5 for p in held_yoda) + sum(p < 0.5 for p in held_other)) / (
+            len(held_yoda) + len(held_other)
+        )
+
+        base_dir = tiny_base_dir(out_dir)
+        marker = base_dir / "course_base_model.json"
+        if not marker.is_file() or json.loads(marker.read_text()).get("seed") != seed:
+            build_tiny_base(
+                base_dir,
+                texts=[yoda[i] for i in split.train] + other,
+                chat_pairs=make_pairs(other),
+                seed=seed,
+            )
+
+        write_manifest(
+            out_dir,
+            name="llm-demo-yoda",
+            lab=self.name,
+            demo_only=True,
+            description=DESCRIPTION,
+            splits=splits,
+            meta={
+                "train_file": TRAIN_FILE,
+                "train_pairs": len(split.train),
+                "style_classifier": CLASSIFIER_FILE,
+                "classifier_holdout_accuracy": round(accuracy, 4),
+                "base_model_name": TINY_NAME,
+                "source": "mitdeeplearning 0.7.5 data/text_styles (yoda.txt, leprechaun.txt)",
+                "seed": seed,
+            },
+        )
+
+    # ---- reference model ------------------------------------------------------------------------------------
+
+    def train_reference(
+        self, data_dir: Path, out_dir: Path, *, variant: str, seed: int, options: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        if variant not in self.reference_variants:
+            raise ValueError(f"unknown variant {variant!r}; choose among {', '.join(self.reference_variants)}")
+        import torch
+        from peft import LoraConfig, get_peft_model
+
+        from grader.dataset import load_manifest
+        from grader.llm_model import load_base, train_on_pairs
+
+        _threads()
+        torch.manual_seed(seed)
+        data_dir = Path(data_dir)
+        manifest = load_manifest(data_dir)
+        spec = self.base_spec(options, default_dir=tiny_base_dir(data_dir))
+        model, tokenizer = load_base(spec.path, "cpu")
+        config = LoraConfig(
+            r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"
+        )
+        peft_model = get_peft_model(model, config)
+        pairs = read_jsonl(manifest.file(manifest.meta["train_file"]))
+        started = time.monotonic()
+        losses = train_on_pairs(
+            peft_model, tokenizer, pairs, steps=REFERENCE_STEPS, batch_size=8, lr=1e-2, seed=seed, max_tokens=128
+        )
+        peft_model.peft_config["default"].base_model_name_or_path = spec.name
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="llm-reference-") as tmp:
+            peft_model.save_pretrained(tmp, safe_serialization=True)
+            for fname in self.artifact_files:
+                shutil.copyfile(Path(tmp) / fname, out_dir / fname)
+        return {
+            "variant": variant,
+            "base_model": spec.name,
+            "steps": REFERENCE_STEPS,
+            "final_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4),
+            "train_s": round(time.monotonic() - started, 1),
+        }
+
+    # ---- evaluation -----------------------------------------------------------------------------------------
+
+    def evaluate(self, ctx: EvaluationContext) -> EvaluationOutput:
+        import torch
+
+        from grader import llm_model
+        from grader.llm_style import StyleClassifier
+
+        if ctx.device == "cpu":
+            _threads()
+        torch.manual_seed(ctx.seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        spec = self.base_spec(ctx.options, default_dir=tiny_base_dir(ctx.data_dir))
+        summary = check_adapter(ctx.artifact_dir, spec, deep=True)
+        manifest = ctx.manifest
+        classifier = StyleClassifier.load(manifest.file(manifest.meta["style_classifier"]))
+
+        model, tokenizer = llm_model.load_base(spec.path, ctx.device)
+        model = llm_model.attach_adapter(model, ctx.artifact_dir)
+
+        metrics: dict[str, dict[str, float | None]] = {}
+        answers: dict[str, list[str]] = {}
+        prompts: dict[str, list[str]] = {}
+        scores: dict[str, list[float]] = {}
+        for split in ("public", "private"):
+            info = manifest.splits[split]
+            pairs: list[Pair] = read_jsonl(manifest.file(info["pairs"]))
+            prompts[split] = json.loads(manifest.file(info["prompts"]).read_text())
+            ce = llm_model.response_cross_entropy(model, tokenizer, pairs, device=ctx.device)
+            answers[split] = llm_model.generate_answers(model, tokenizer, prompts[split], device=ctx.device)
+            scores[split] = classifier.scores(answers[split])
+            metrics[split] = {
+                "cross_entropy": ce,
+                "style_score": sum(scores[split]) / len(scores[split]) if scores[split] else None,
+            }
+            # Counts only: no hidden text reaches the logs.
+            print(f"llm: {split}: {len(pairs)} answers scored, {len(prompts[split])} generated", file=sys.stderr)
+
+        with llm_model.base_only(model):
+            base_answers = llm_model.generate_answers(model, tokenizer, prompts["public"], device=ctx.device)
+        base_scores = classifier.scores(base_answers)
+
+        samples = [
+            {
+                "kind": "text",
+                "split": "public",
+                "title": f"Prompt {i + 1}",
+                "prompt": prompt,
+                "text": answer,
+                "base_text": base,
+                "style_score": round(score, 3),
+                "base_style_score": round(base_score, 3),
+            }
+            for i, (prompt, answer, base, score, base_score) in enumerate(
+                zip(prompts["public"], answers["public"], base_answers, scores["public"], base_scores, strict=True)
+            )
+        ]
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.out_dir / JUDGE_ANSWERS_FILE).write_text(json.dumps(answers, ensure_ascii=False))
+        return EvaluationOutput(
+            metrics=metrics,
+            samples=samples,
+            details={
+                "adapter": summary,
+                "style_judge": "offline-classifier",
+                "style_scores": {"public": [round(s, 4) for s in scores["public"]]},
+                "base_style_score": {"public": sum(base_scores) / len(base_scores) if base_scores else None},
+                "max_new_tokens": llm_model.MAX_NEW_TOKENS,
+                "max_sequence_tokens": llm_model.MAX_SEQ_TOKENS,
+            },
+        )

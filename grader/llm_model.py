@@ -1,0 +1,194 @@
+"""Lab 3's model side: loading base+adapter offline, response cross-entropy, batched generation, LoRA training."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+# Nothing is ever fetched from a model hub: set before transformers and peft are imported.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig  # noqa: E402
+
+from grader.llm_adapter import CONFIG_FILE, WEIGHTS_FILE, read_adapter_config, sanitized_config  # noqa: E402
+from grader.llm_data import Pair  # noqa: E402
+
+END_OF_TURN = "<end_of_turn>"
+MAX_SEQ_TOKENS = 384  # prompt + answer; longer answers are cut, the same way for every submission
+EVAL_BATCH = 8
+GEN_BATCH = 16
+MAX_NEW_TOKENS = 48
+
+
+def load_base(base_dir: Path, device: str) -> tuple[Any, Any]:
+    """The base model (float32, eval mode) and its tokenizer from a local folder; no hub, no remote code."""
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir), local_files_only=True, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(base_dir),
+        local_files_only=True,
+        trust_remote_code=False,
+        use_safetensors=True,
+        dtype=torch.float32,
+        attn_implementation="eager",  # Gemma 2's logit soft-capping is exact only in eager attention
+    )
+    model.to(device).eval()
+    return model, tokenizer
+
+
+def attach_adapter(model: Any, artifact_dir: Path) -> Any:
+    """Wrap ``model`` with the checked adapter, reading exactly the two artifact files and nothing else."""
+    from peft import LoraConfig, PeftModel
+
+    cfg = read_adapter_config(artifact_dir)
+    known = {f for f in LoraConfig.__dataclass_fields__}
+    clean = sanitized_config(cfg, known)
+    with tempfile.TemporaryDirectory(prefix="llm-adapter-") as tmp:
+        private = Path(tmp)
+        # A private copy: PEFT sees a folder holding the weights and a config rewritten by us, so no other file
+        # of the artifact folder (a pickle, a link) can be picked up.
+        shutil.copyfile(artifact_dir / WEIGHTS_FILE, private / WEIGHTS_FILE, follow_symlinks=False)
+        (private / CONFIG_FILE).write_text(json.dumps(clean))
+        config = LoraConfig(**{k: v for k, v in clean.items() if k not in ("peft_type", "peft_version")})
+        peft_model = PeftModel.from_pretrained(
+            model, str(private), config=config, is_trainable=False, local_files_only=True, use_safetensors=True
+        )
+    return peft_model.eval()
+
+
+@contextmanager
+def base_only(model: Any) -> Iterator[None]:
+    """Run ``model`` without its adapter (a plain model passes through)."""
+    if hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            yield
+    else:
+        yield
+
+
+def prompt_text(tokenizer: Any, prompt: str) -> str:
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
+
+
+def end_of_turn_id(tokenizer: Any) -> int:
+    return int(tokenizer.convert_tokens_to_ids(END_OF_TURN))
+
+
+def encode_pair(tokenizer: Any, pair: Pair, *, max_tokens: int = MAX_SEQ_TOKENS) -> tuple[list[int], int]:
+    """Token ids of prompt+answer in the chat format and how many leading tokens are the prompt.
+
+    The answer's tokens end with the end-of-turn token, so stopping at the right place is part of the score.
+    """
+    prompt_ids = tokenizer(prompt_text(tokenizer, pair.prompt), add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(pair.answer.strip(), add_special_tokens=False)["input_ids"] + [end_of_turn_id(tokenizer)]
+    ids = (list(prompt_ids) + list(answer_ids))[:max_tokens]
+    return ids, len(prompt_ids)
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _padded(encoded: Sequence[tuple[list[int], int]], pad_id: int, device: str):
+    width = max(len(ids) for ids, _ in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    labels = torch.full((len(encoded), width), -100, dtype=torch.long)
+    for row, (ids, n_prompt) in enumerate(encoded):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        mask[row, : len(ids)] = 1
+        labels[row, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
+    return input_ids.to(device), mask.to(device), labels.to(device)
+
+
+def _response_nll(model: Any, input_ids, mask, labels) -> tuple[Any, int]:
+    logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
+    shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1])
+    shift_labels = labels[:, 1:].reshape(-1)
+    nll = torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=-100, reduction="sum")
+    return nll, int((shift_labels != -100).sum())
+
+
+@torch.no_grad()
+def response_cross_entropy(model: Any, tokenizer: Any, pairs: Sequence[Pair], *, device: str) -> float:
+    """Mean cross-entropy (nats per token) of the answers' tokens given their prompts; padding and prompts masked."""
+    encoded = [encode_pair(tokenizer, p) for p in pairs]
+    total, count = 0.0, 0
+    for batch in _batches(encoded, EVAL_BATCH):
+        nll, n = _response_nll(model, *_padded(batch, tokenizer.pad_token_id, device))
+        total += float(nll)
+        count += n
+    return total / max(count, 1)
+
+
+def generation_config(tokenizer: Any, max_new_tokens: int = MAX_NEW_TOKENS) -> GenerationConfig:
+    return GenerationConfig(
+        do_sample=False,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=[tokenizer.eos_token_id, end_of_turn_id(tokenizer)],
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+
+
+@torch.no_grad()
+def generate_answers(
+    model: Any, tokenizer: Any, prompts: Sequence[str], *, device: str, max_new_tokens: int = MAX_NEW_TOKENS
+) -> list[str]:
+    """Greedy answers in the chat format, in fixed batches with left padding."""
+    config = generation_config(tokenizer, max_new_tokens)
+    tokenizer.padding_side = "left"
+    answers: list[str] = []
+    for batch in _batches(list(prompts), GEN_BATCH):
+        enc = tokenizer(
+            [prompt_text(tokenizer, p) for p in batch], add_special_tokens=False, padding=True, return_tensors="pt"
+        ).to(device)
+        out = model.generate(**enc, generation_config=config)
+        new_tokens = out[:, enc["input_ids"].shape[1] :]
+        answers.extend(t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+    return answers
+
+
+def train_on_pairs(
+    model: Any,
+    tokenizer: Any,
+    pairs: Sequence[Pair],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    max_tokens: int = 160,
+    device: str = "cpu",
+) -> list[float]:
+    """A plain AdamW loop on the response tokens of ``pairs``; returns the loss of each step."""
+    generator = torch.Generator().manual_seed(seed)
+    encoded = [encode_pair(tokenizer, p, max_tokens=max_tokens) for p in pairs]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 20) * (1 - s / (steps + 1)))
+    model.train()
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(len(encoded), (batch_size,), generator=generator).tolist()
+        nll, n = _response_nll(model, *_padded([encoded[i] for i in idx], tokenizer.pad_token_id, device))
+        loss = nll / max(n, 1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
