@@ -5,10 +5,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from courses import views as course_views
+from courses.ratelimit import sign_in_rate_limited
 
 urlpatterns = [
     path("", course_views.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", sign_in_rate_limited(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path(
@@ -30,5 +31,7 @@ urlpatterns = [
     path("courses/", include("courses.urls")),
     path("courses/<slug:course_slug>/project/", include("projects.urls")),
     path("courses/<slug:course_slug>/labs/", include("labs.urls")),
+    path("courses/<slug:course_slug>/prizes/", include("prizes.urls")),
+    path("winners/<slug:course_slug>/", include("prizes.public_urls")),
     path("api/", include("labs.api_urls")),
 ]

@@ -142,6 +142,9 @@ class Evaluation(models.Model):
     private_score = models.FloatField(null=True, blank=True)
     public_tiebreak = models.FloatField(null=True, blank=True)
     private_tiebreak = models.FloatField(null=True, blank=True)
+    judge_inputs = models.JSONField(
+        null=True, blank=True, help_text="Generated answers kept for the course's LLM judge; staff-only, never shown."
+    )
     log_tail = models.TextField(blank=True, help_text="Bounded, sanitised; shown to the student only for her faults.")
     staff_log = models.TextField(blank=True, help_text="Full bounded logs for TAs.")
     error_code = models.CharField(max_length=60, blank=True)

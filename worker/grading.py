@@ -226,6 +226,24 @@ def run_in_sandbox(sandbox: Sandbox, lab: Lab, job_dir: Path, data_dir: Path, he
         running.kill()
 
 
+def read_judge_inputs(out_dir: Path) -> dict | None:
+    """The generated answers the LLM judge scores later (Lab 3); untrusted, size-capped, strings only."""
+    path = out_dir / "judge_answers.json"
+    try:
+        if not path.is_file() or path.stat().st_size > RESULT_MAX_BYTES:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {
+        split: [str(a)[:4000] for a in answers[:200]]
+        for split, answers in data.items()
+        if split in ("public", "private") and isinstance(answers, list)
+    }
+
+
 def judge_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: Path, job_dir: Path) -> Verdict:
     """Classify per the design: succeeded, failed (the student's fault) or error (the platform's, retried)."""
     staff_log = sanitise(
@@ -286,6 +304,7 @@ def judge_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: P
             EvaluationStatus.SUCCEEDED,
             {
                 **common,
+                "judge_inputs": read_judge_inputs(out_dir),
                 "metrics": metrics,
                 "groups": result.get("groups"),
                 "details": result.get("details") or {},

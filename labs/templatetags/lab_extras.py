@@ -17,3 +17,16 @@ def metric(values, key):
 @register.filter
 def get_item(mapping, key):
     return (mapping or {}).get(key, [])
+
+
+GROUP_NAMES = {
+    "LF": "lighter-skinned women",
+    "LM": "lighter-skinned men",
+    "DF": "darker-skinned women",
+    "DM": "darker-skinned men",
+}
+
+
+@register.filter
+def group_name(code):
+    return f"{GROUP_NAMES[code]} ({code})" if code in GROUP_NAMES else code

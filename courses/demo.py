@@ -1,0 +1,159 @@
+"""The demo course: people, deadlines (one extended), the three labs on their demo hidden sets."""
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from courses.models import Course, Deadline, Membership, Role
+
+User = get_user_model()
+PASSWORD = "demo-password-2025"
+COURSE_SLUG = "intro-dl"
+
+PEOPLE = [
+    # email, name, role, registered for credit, display name
+    ("instructor@demo.edu", "Alex Amini", Role.INSTRUCTOR, False, "Instructor"),
+    ("ta@demo.edu", "Sadhana Lolla", Role.TA, False, "TA"),
+    ("ada@demo.edu", "Ada Lovelace", Role.STUDENT, True, "enchantress"),
+    ("alan@demo.edu", "Alan Turing", Role.STUDENT, True, "bombe"),
+    ("grace@demo.edu", "Grace Hopper", Role.STUDENT, True, "nanosecond"),
+    ("kurt@demo.edu", "Kurt Goedel", Role.STUDENT, False, "incomplete"),
+    ("emmy@demo.edu", "Emmy Noether", Role.STUDENT, True, "symmetry"),
+    ("late@demo.edu", "Lee Late", Role.STUDENT, True, "last-minute"),
+    ("judge1@demo.com", "Jordan Judge", Role.JUDGE, False, "Judge Jordan"),
+    ("judge2@demo.com", "Sam Sponsor", Role.JUDGE, False, "Judge Sam"),
+]
+
+LABS = [
+    # slug, kind, number, title, primary, direction, tie-break, direction, options, seconds
+    (
+        "lab1-music",
+        "music",
+        1,
+        "Music Generation",
+        "bpc",
+        "min",
+        "validity",
+        "max",
+        {"songs": "3", "song_length": "400"},
+        20,
+    ),
+    (
+        "lab2-vision",
+        "vision",
+        2,
+        "Computer Vision: Debiasing Facial Detection",
+        "worst_group_tpr",
+        "max",
+        "balanced_accuracy",
+        "max",
+        {},
+        30,
+    ),
+    (
+        "lab3-llm",
+        "llm",
+        3,
+        "Large Language Models: Fine-tuning to a Style",
+        "cross_entropy",
+        "min",
+        "style_score",
+        "max",
+        {},
+        60,
+    ),
+]
+
+
+@dataclass
+class Seeded:
+    course: Course
+    created: bool
+
+
+def _at_local(course: Course, day: datetime, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day.date(), time(hour, minute), tzinfo=course.tz)
+
+
+def next_weekday(after: datetime, weekday: int) -> datetime:
+    days = (weekday - after.weekday()) % 7 or 7
+    return after + timedelta(days=days)
+
+
+@transaction.atomic
+def seed_course() -> Seeded:
+    """Create the demo course once; a second run finds it and changes nothing."""
+    existing = Course.objects.filter(slug=COURSE_SLUG).first()
+    if existing:
+        return Seeded(existing, False)
+    course = Course.objects.create(
+        name="Introduction to Deep Learning", slug=COURSE_SLUG, term="Demo term", join_code=Course.new_join_code()
+    )
+    for email, name, role, registered, display in PEOPLE:
+        first, _, last = name.partition(" ")
+        user = User.objects.filter(email=email).first() or User.objects.create_user(
+            username=email, email=email, password=PASSWORD, first_name=first, last_name=last
+        )
+        Membership.objects.create(
+            user=user, course=course, role=role, registered_for_credit=registered, display_name=display
+        )
+    now = timezone.now().astimezone(course.tz)
+    # Lab deadlines at 1:00 am ET on the coming days; Lab 1 was extended for everyone.
+    for index, (slug, *_rest) in enumerate(LABS):
+        due = _at_local(course, now + timedelta(days=2 + index), 1)
+        Deadline.objects.create(
+            course=course,
+            key=slug,
+            title=f"Lab {index + 1}",
+            due_at=due,
+            extended_until=due + timedelta(days=1) if index == 0 else None,
+        )
+    return Seeded(course, True)
+
+
+def create_labs(course: Course, datasets: dict) -> list:
+    from django.conf import settings
+
+    from labs.models import Lab
+
+    labs = []
+    for slug, kind, number, title, primary, pdir, tiebreak, tdir, options, seconds in LABS:
+        if kind == "llm":
+            # The tiny base model prepare-data built stands in for Gemma-2-2B-it on this machine.
+            options = {**options, "base_model": str(Path(settings.BASE_MODELS_DIR) / "tiny-gemma-2")}
+        lab, _ = Lab.objects.get_or_create(
+            course=course,
+            slug=slug,
+            defaults=dict(
+                kind=kind,
+                number=number,
+                title=title,
+                deadline=course.deadlines.get(key=slug),
+                primary_metric=primary,
+                primary_direction=pdir,
+                tiebreak_metric=tiebreak,
+                tiebreak_direction=tdir,
+                evaluator_options=options,
+                expected_seconds=seconds,
+                daily_quota=10,
+                max_in_flight=4,
+                dataset=datasets.get(kind),
+            ),
+        )
+        if lab.dataset is None and datasets.get(kind):
+            lab.dataset = datasets[kind]
+            lab.save(update_fields=["dataset"])
+        labs.append(lab)
+    return labs
+
+
+def member(course: Course, email: str) -> Membership:
+    return Membership.objects.select_related("user").get(course=course, user__email=email)
+
+
+def reference_dir(root: Path, kind: str, variant: str) -> Path:
+    return root / kind / variant

@@ -1,0 +1,386 @@
+"""Set up and run the whole demo course on the embedded default: data, reference models, people, graded
+submissions through the API, projects, judging and prizes; then keep the site running."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from courses import demo
+
+STUDENT_VARIANTS = {
+    # lab kind: [(student e-mail, reference variant, description)]
+    "music": [
+        ("ada@demo.edu", "reference", "The lab's LSTM, 500 training steps."),
+        ("alan@demo.edu", "short", "Same LSTM, trained for only 150 steps."),
+        ("grace@demo.edu", "untrained", "Forgot to train: random weights."),
+    ],
+    "vision": [
+        ("ada@demo.edu", "balanced", "Trained on all four groups."),
+        ("alan@demo.edu", "standard", "The standard classifier, trained on lighter faces only."),
+    ],
+    "llm": [("ada@demo.edu", "reference", "LoRA r=8 on q_proj and v_proj.")],
+}
+BASELINES = {
+    "music": [("reference", "Reference LSTM")],
+    "vision": [("standard", "Reference standard classifier"), ("balanced", "Reference balanced classifier")],
+    "llm": [("reference", "Reference adapter")],
+}
+TRAIN_OPTIONS = {("music", "short"): ["--variant", "reference", "--option", "steps=150"]}
+
+
+class Step:
+    """A progress line for a long step: what, then how long it took."""
+
+    def __init__(self, out, title: str):
+        self.out, self.title = out, title
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        self.out.write(f"  … {self.title}")
+        self.out.flush()
+        return self
+
+    def __exit__(self, kind, *_):
+        took = time.monotonic() - self.started
+        mark = "✗" if kind else "✓"
+        self.out.write(f"\r  {mark} {self.title} ({took:.0f} s)\n")
+        self.out.flush()
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--no-serve", action="store_true", help="stop once everything is graded")
+        parser.add_argument("--timeout", type=int, default=1800, help="seconds to wait for grading")
+
+    def handle(self, *args, port: int, no_serve: bool, timeout: int, **options):
+        self.out = self.stdout._out
+        self.processes: list[subprocess.Popen] = []
+        var = Path(settings.VAR_DIR)
+        var.mkdir(parents=True, exist_ok=True)
+        self.base_url = f"http://127.0.0.1:{port}"
+        try:
+            self.run(var, port, no_serve, timeout)
+        finally:
+            for process in self.processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for process in self.processes:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+    # -- the steps
+
+    def run(self, var: Path, port: int, no_serve: bool, timeout: int):
+        self.out.write("The course platform demo (embedded default: SQLite, a serverless broker, bubblewrap, CPU)\n")
+        with Step(self.out, "database"):
+            call_command("migrate", verbosity=0)
+        datasets_dir = Path(settings.DATASETS_DIR)
+        with Step(self.out, "course data and demo hidden sets (the course's public data)"):
+            self.prepare_data(datasets_dir)
+        references = var / "references"
+        self.train_references(datasets_dir, references)
+        from labs.management.commands.register_dataset import register_dataset
+
+        datasets = {}
+        for kind in ("music", "vision", "llm"):
+            if (datasets_dir / kind / "manifest.json").is_file():
+                datasets[kind] = register_dataset(datasets_dir / kind)
+        seeded = demo.seed_course()
+        course = seeded.course
+        labs = demo.create_labs(course, datasets)
+        self.out.write(f"  ✓ course {course.name} with {course.memberships.count()} people and {len(labs)} labs\n")
+        self.start_worker(var)
+        self.start_web(port)
+        if seeded.created or not course.labs.filter(submissions__isnull=False).exists():
+            self.submit_everything(course, labs, references)
+        self.projects(course, seeded.created)
+        self.wait_for_grading(course, timeout)
+        self.judging(course)
+        self.summary(course, labs)
+        if no_serve:
+            return
+        self.out.write("\nThe site keeps running; press Ctrl-C to stop it.\n")
+        try:
+            while all(p.poll() is None for p in self.processes):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            self.out.write("\nStopping.\n")
+
+    def prepare_data(self, datasets_dir: Path):
+        missing = [kind for kind in ("music", "vision", "llm") if not (datasets_dir / kind / "manifest.json").is_file()]
+        if not missing:
+            return
+        command = [sys.executable, "-m", "grader", "prepare-data", "--out", str(datasets_dir)]
+        for kind in missing:
+            command += ["--lab", kind]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=settings.BASE_DIR)
+        if result.returncode not in (0, 4):
+            raise CommandError(f"prepare-data failed:\n{result.stderr[-3000:]}")
+        if result.returncode == 4:
+            self.out.write(f"\n  ! some labs could not be prepared: {result.stdout.strip()[-500:]}\n")
+
+    def train_references(self, datasets_dir: Path, references: Path):
+        wanted = set()
+        for kind, items in BASELINES.items():
+            wanted.update((kind, variant) for variant, _ in items)
+        for kind, items in STUDENT_VARIANTS.items():
+            wanted.update((kind, variant) for _, variant, _ in items)
+        for kind, variant in sorted(wanted):
+            target = demo.reference_dir(references, kind, variant)
+            if not (datasets_dir / kind / "manifest.json").is_file() or any(target.glob("*.json")):
+                continue
+            extra = TRAIN_OPTIONS.get((kind, variant), ["--variant", variant])
+            with Step(self.out, f"training the {kind} {variant} model on the CPU"):
+                result = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "grader",
+                        "train-reference",
+                        "--lab",
+                        kind,
+                        "--data",
+                        str(datasets_dir / kind),
+                        "--out",
+                        str(target),
+                        *extra,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    cwd=settings.BASE_DIR,
+                )
+                if result.returncode != 0:
+                    raise CommandError(f"training {kind}/{variant} failed:\n{result.stderr[-3000:]}")
+
+    def _spawn(self, command: list[str], log: Path) -> subprocess.Popen:
+        handle = log.open("ab")
+        process = subprocess.Popen(
+            command,
+            cwd=settings.BASE_DIR,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ},
+        )
+        self.processes.append(process)
+        return process
+
+    def start_worker(self, var: Path):
+        queues = "default," + ",".join(settings.GRADING_QUEUES.values())
+        self._spawn(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-B",
+                "-Q",
+                queues,
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+                "-s",
+                str(var / "celerybeat-schedule"),
+            ],
+            var / "worker.log",
+        )
+        self.out.write(f"  ✓ Celery worker and beat started (log: {var / 'worker.log'})\n")
+
+    def start_web(self, port: int):
+        self._spawn(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--timeout",
+                "120",
+                "--access-logfile",
+                "-",
+            ],
+            Path(settings.VAR_DIR) / "web.log",
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.base_url}/accounts/login/", timeout=2)  # noqa: S310 - loopback
+                break
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.5)
+        else:
+            raise CommandError(f"the web server did not start; see {settings.VAR_DIR}/web.log")
+        self.out.write(f"  ✓ web server at {self.base_url}\n")
+
+    def submit_everything(self, course, labs, references: Path):
+        from labs.intake import collect
+        from labs.services import create_token, submit_baseline
+
+        staff = demo.member(course, "ta@demo.edu")
+        by_kind = {lab.kind: lab for lab in labs}
+        count = 0
+        for kind, items in BASELINES.items():
+            lab = by_kind.get(kind)
+            if lab is None or lab.dataset is None:
+                continue
+            for variant, label in items:
+                folder = demo.reference_dir(references, kind, variant)
+                if not folder.is_dir():
+                    continue
+                uploads = {p.name: _Upload(p) for p in sorted(folder.iterdir()) if p.is_file()}
+                artifact = collect(
+                    kind=kind, uploads=uploads, max_bytes=lab.max_artifact_bytes, options=lab.evaluator_options
+                )
+                submit_baseline(lab=lab, owner=staff, artifact=artifact, label=label)
+                count += 1
+        tokens = {}
+        for kind, items in STUDENT_VARIANTS.items():
+            lab = by_kind.get(kind)
+            if lab is None or lab.dataset is None:
+                continue
+            for email, variant, description in items:
+                folder = demo.reference_dir(references, kind, variant)
+                if not folder.is_dir():
+                    continue
+                if email not in tokens:
+                    tokens[email] = create_token(member=demo.member(course, email), name="demo notebook", days=30)[1]
+                status, body = post_artifact(
+                    f"{self.base_url}/api/labs/{lab.slug}/submissions", tokens[email], folder, description
+                )
+                if status != 201:
+                    self.out.write(f"  ! {email} {kind}/{variant}: {status} {body}\n")
+                count += 1
+        self.out.write(f"  ✓ {count} submissions sent (baselines in-process, students through the token API)\n")
+
+    def projects(self, course, created: bool):
+        try:
+            from projects.demo import seed_projects
+        except ImportError:
+            return
+        with Step(self.out, "final projects: groups, slides and paper reviews"):
+            seed_projects(course)
+
+    def judging(self, course):
+        try:
+            from prizes.demo import seed_judging
+        except ImportError:
+            return
+        with Step(self.out, "a judging round scored, prizes computed and confirmed"):
+            seed_judging(course)
+
+    def wait_for_grading(self, course, timeout: int):
+        from labs.models import ACTIVE_STATES, Evaluation
+
+        started = time.monotonic()
+        evaluations = Evaluation.objects.filter(submission__lab__course=course)
+        while True:
+            total = evaluations.count()
+            active = evaluations.filter(status__in=ACTIVE_STATES).count()
+            running = evaluations.filter(status="running").count()
+            elapsed = time.monotonic() - started
+            bar = "#" * int(20 * (total - active) / max(total, 1))
+            self.out.write(
+                f"\r  … grading in the sandbox [{bar:<20}] {total - active}/{total} done, {running} running "
+                f"({elapsed:.0f} s)  "
+            )
+            self.out.flush()
+            if active == 0:
+                break
+            if elapsed > timeout:
+                raise CommandError(f"grading did not finish within {timeout} s; see {settings.VAR_DIR}/worker.log")
+            if any(p.poll() is not None for p in self.processes):
+                raise CommandError(f"a demo process stopped; see {settings.VAR_DIR}/worker.log and web.log")
+            time.sleep(1)
+        states = {s: evaluations.filter(status=s).count() for s in ("succeeded", "failed", "error")}
+        self.out.write(
+            f"\r  ✓ graded: {states['succeeded']} succeeded, {states['failed']} failed (the student's fault), "
+            f"{states['error']} platform errors ({time.monotonic() - started:.0f} s)\n"
+        )
+
+    def summary(self, course, labs):
+        from labs.selectors import leaderboard_columns, leaderboard_for
+
+        ta = demo.member(course, "ta@demo.edu")
+        for lab in labs:
+            board = leaderboard_for(lab=lab, split="public", viewer=ta)
+            key = leaderboard_columns(lab)[0][0]
+            self.out.write(f"\n  Lab {lab.number} leaderboard ({key}):\n")
+            for row in board.rows[:6]:
+                value = row.metrics.get(key)
+                shown = "n/a" if value is None else f"{value:.4f}"
+                rank = "  —" if row.baseline else f"{row.rank:3d}"
+                self.out.write(f"   {rank}  {row.name:<34} {shown}\n")
+        self.out.write(f"\nOpen {self.base_url}/ and sign in (password for everyone: {demo.PASSWORD}):\n")
+        for email, name, role, _, _ in demo.PEOPLE:
+            self.out.write(f"  {role:<10} {email:<22} {name}\n")
+
+
+class _Upload:
+    """A file on disk shaped like an uploaded file, for the in-process intake of staff baselines."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.name = path.name
+        self.size = path.stat().st_size
+
+    def chunks(self):
+        with self.path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                yield chunk
+
+
+def post_artifact(url: str, token: str, folder: Path, description: str) -> tuple[int, dict]:
+    """A notebook's upload: the artifact's files as multipart fields, with the personal token."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file():
+            continue
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{path.name}"; filename="{path.name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n".encode()
+            + path.read_bytes()
+            + b"\r\n"
+        )
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="description"\r\n\r\n{description}\r\n'.encode()
+    )
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    request = urllib.request.Request(  # noqa: S310 - the demo's own loopback server
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - the demo's own loopback server
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")

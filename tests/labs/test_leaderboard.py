@@ -1,0 +1,131 @@
+"""Ranking, the student's counted entry, public/private visibility, release and freeze."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from courses.services import grant_extension
+from labs import services
+from labs.models import Evaluation, Submission
+from labs.selectors import leaderboard_for
+from tests.conftest import make_member
+from tests.factories import make_music_lab
+
+
+@pytest.fixture
+def lab(course):
+    return make_music_lab(course)
+
+
+def graded(lab, member, *, public, private, tiebreak=0.5, minutes_ago=60, label=""):
+    submission = Submission.objects.create(
+        lab=lab,
+        member=member,
+        storage_prefix=f"x/{Submission.objects.count()}-{member.pk}-{public}",
+        files=[],
+        sha256=f"{member.pk}-{public}-{private}",
+        size=1,
+        received_at=timezone.now() - timedelta(minutes=minutes_ago),
+        baseline_label=label,
+    )
+    Evaluation.objects.create(
+        submission=submission,
+        status="succeeded",
+        finished_at=timezone.now(),
+        public_score=public,
+        private_score=private,
+        public_tiebreak=tiebreak,
+        private_tiebreak=tiebreak,
+        metrics={"public": {"bpc": public, "validity": tiebreak}, "private": {"bpc": private, "validity": tiebreak}},
+    )
+    return submission
+
+
+def names(board):
+    return [(row.rank, row.name) for row in board.rows]
+
+
+def test_ranking_is_primary_then_tiebreak_then_earliest(lab, course, student, student2):
+    third = make_member(course, "third@example.edu", display_name="third")
+    graded(lab, student, public=2.0, private=2.0, tiebreak=0.4, minutes_ago=10)
+    graded(lab, student2, public=2.0, private=2.0, tiebreak=0.4, minutes_ago=20)
+    graded(lab, third, public=2.0, private=2.0, tiebreak=0.9, minutes_ago=5)
+    board = leaderboard_for(lab=lab, split="public", viewer=student)
+    assert names(board) == [(1, "third"), (2, student2.display_name), (3, student.display_name)]
+
+
+def test_her_entry_is_her_best_public_score_unless_she_marks_another_final(lab, student):
+    worse = graded(lab, student, public=3.0, private=1.0)
+    graded(lab, student, public=2.0, private=9.0)
+    board = leaderboard_for(lab=lab, split="public", viewer=student)
+    assert [row.score for row in board.rows] == [2.0]
+    services.mark_final(submission=worse, member=student)
+    board = leaderboard_for(lab=lab, split="public", viewer=student)
+    assert [row.submission_id for row in board.rows] == [worse.pk]
+
+
+def test_baselines_are_shown_but_not_ranked(lab, student, ta):
+    graded(lab, student, public=2.0, private=2.0)
+    graded(lab, ta, public=1.5, private=1.5, label="Reference LSTM")
+    board = leaderboard_for(lab=lab, split="public", viewer=student)
+    assert names(board) == [(None, "Reference LSTM"), (1, student.display_name)]
+
+
+def test_students_see_only_public_scores_until_release(lab, student, ta):
+    graded(lab, student, public=2.0, private=5.0)
+    board = leaderboard_for(lab=lab, split="private", viewer=student)
+    assert board.split == "public" and [r.score for r in board.rows] == [2.0]
+    assert leaderboard_for(lab=lab, split="private", viewer=ta).rows[0].score == 5.0
+    lab.private_released_at = timezone.now()
+    lab.save()
+    assert leaderboard_for(lab=lab, split="private", viewer=student).rows[0].score == 5.0
+
+
+def test_release_is_refused_before_the_last_effective_deadline_including_extensions(lab, student, ta):
+    lab.deadline.due_at = timezone.now() - timedelta(hours=2)
+    lab.deadline.save()
+    grant_extension(
+        deadline=lab.deadline, member=student, until=timezone.now() + timedelta(hours=1), reason="", actor=ta.user
+    )
+    with pytest.raises(ValidationError, match="last effective deadline"):
+        services.release_private(lab=lab, actor=ta.user)
+    lab.refresh_from_db()
+    assert lab.private_released_at is None
+    services.release_private(lab=lab, actor=ta.user, at=timezone.now() + timedelta(hours=2))
+    assert lab.course.audit_entries.filter(action="leaderboard.release").exists()
+
+
+def test_a_frozen_leaderboard_ignores_results_that_arrive_later(lab, student, student2, ta):
+    graded(lab, student, public=2.0, private=2.0)
+    services.set_frozen(lab=lab, actor=ta.user, frozen=True)
+    late = graded(lab, student2, public=1.0, private=1.0)
+    Evaluation.objects.filter(submission=late).update(finished_at=timezone.now() + timedelta(seconds=5))
+    assert [r.member_id for r in leaderboard_for(lab=lab, split="public", viewer=ta).rows] == [student.pk]
+    services.set_frozen(lab=lab, actor=ta.user, frozen=False)
+    assert len(leaderboard_for(lab=lab, split="public", viewer=ta).rows) == 2
+    assert list(lab.course.audit_entries.values_list("action", flat=True)) == [
+        "leaderboard.unfreeze",
+        "leaderboard.freeze",
+    ]
+
+
+def test_a_rerun_writes_a_new_evaluation_and_the_latest_result_counts(
+    lab, student, ta, django_capture_on_commit_callbacks
+):
+    submission = graded(lab, student, public=3.0, private=3.0)
+    with django_capture_on_commit_callbacks(execute=False):
+        evaluation = services.rerun(submission=submission, actor=ta.user, reason="grader fix")
+    assert submission.evaluations.count() == 2 and evaluation.status == "queued"
+    Evaluation.objects.filter(pk=evaluation.pk).update(status="succeeded", public_score=2.5, finished_at=timezone.now())
+    assert [r.score for r in leaderboard_for(lab=lab, split="public", viewer=ta).rows] == [2.5]
+    assert lab.course.audit_entries.filter(action="evaluation.rerun").exists()
+
+
+def test_display_names_not_real_names_appear(lab, student):
+    graded(lab, student, public=2.0, private=2.0)
+    assert leaderboard_for(lab=lab, split="public", viewer=None).rows[0].name == student.display_name
+    student.show_real_name = True
+    student.save()
+    assert leaderboard_for(lab=lab, split="public", viewer=None).rows[0].name == student.user.get_full_name()

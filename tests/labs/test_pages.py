@@ -1,0 +1,134 @@
+"""The lab pages for students and staff: upload through the form, live status, leaderboard, queue, tokens."""
+
+import pytest
+from django.urls import reverse
+
+from labs.models import ApiToken, Submission
+from tests.factories import artifact_files, make_music_lab, save_lstm
+
+
+@pytest.fixture
+def lab(course):
+    return make_music_lab(course)
+
+
+def test_student_uploads_through_the_form_and_sees_it_queued(login, student, lab, tmp_path):
+    client = login(student)
+    files = artifact_files(save_lstm(tmp_path / "a"))
+    response = client.post(
+        reverse("labs:upload", args=[lab.course.slug, lab.slug]), {**files, "description": "E=8"}, follow=True
+    )
+    body = response.content.decode()
+    submission = Submission.objects.get()
+    assert f"Submission #{submission.pk} accepted" in body
+    assert 'data-status="queued"' in body
+    assert submission.description == "E=8" and not submission.via_api
+
+
+def test_form_upload_without_csrf_token_is_refused(client, student, lab, tmp_path):
+    client = client.__class__(enforce_csrf_checks=True)
+    client.force_login(student.user)
+    files = artifact_files(save_lstm(tmp_path / "a"))
+    response = client.post(reverse("labs:upload", args=[lab.course.slug, lab.slug]), files)
+    assert response.status_code == 403
+    assert not Submission.objects.exists()
+
+
+def test_bad_file_through_the_form_shows_the_graders_message(login, student, lab, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    files = artifact_files(save_lstm(tmp_path / "a"))
+    files["model.safetensors"] = SimpleUploadedFile("model.safetensors", b"\x80\x04K\x01.")
+    body = (
+        login(student)
+        .post(reverse("labs:upload", args=[lab.course.slug, lab.slug]), files, follow=True)
+        .content.decode()
+    )
+    assert "pickle" in body.lower()
+    assert not Submission.objects.exists()
+
+
+def test_lab_page_shows_the_notebook_snippet_and_her_quota(login, student, lab):
+    body = login(student).get(reverse("labs:lab", args=[lab.course.slug, lab.slug])).content.decode()
+    assert 'save_file(model.state_dict(), "model.safetensors")' in body
+    assert f"/api/labs/{lab.slug}/submissions" in body
+    assert "You have used 0 of today's 5 submissions" in body
+
+
+def test_live_status_fragment_polls_only_while_something_is_in_flight(login, student, lab, tmp_path):
+    client = login(student)
+    client.post(reverse("labs:upload", args=[lab.course.slug, lab.slug]), artifact_files(save_lstm(tmp_path / "a")))
+    fragment = client.get(reverse("labs:mine", args=[lab.course.slug, lab.slug])).content.decode()
+    assert 'hx-trigger="every 3s"' in fragment
+    Submission.objects.get().evaluations.update(status="succeeded", public_score=3.21)
+    fragment = client.get(reverse("labs:mine", args=[lab.course.slug, lab.slug])).content.decode()
+    assert "hx-trigger" not in fragment and "3.2100" in fragment
+
+
+def test_another_students_submission_is_not_found(login, student, student2, lab, tmp_path):
+    login(student).post(
+        reverse("labs:upload", args=[lab.course.slug, lab.slug]), artifact_files(save_lstm(tmp_path / "a"))
+    )
+    submission = Submission.objects.get()
+    url = reverse("labs:submission", args=[lab.course.slug, lab.slug, submission.pk])
+    assert login(student2).get(url).status_code == 404
+    file_url = reverse("labs:artifact_file", args=[lab.course.slug, lab.slug, submission.pk, "config.json"])
+    assert login(student2).get(file_url).status_code == 404
+
+
+def test_artifact_files_are_served_as_attachments_under_a_strict_policy(login, student, lab, tmp_path):
+    client = login(student)
+    client.post(reverse("labs:upload", args=[lab.course.slug, lab.slug]), artifact_files(save_lstm(tmp_path / "a")))
+    submission = Submission.objects.get()
+    response = client.get(reverse("labs:artifact_file", args=[lab.course.slug, lab.slug, submission.pk, "config.json"]))
+    assert response.status_code == 200
+    assert response["Content-Disposition"].startswith("attachment")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def test_student_creates_a_token_sees_it_once_and_revokes_it(login, student, lab):
+    client = login(student)
+    body = client.post(reverse("labs:tokens", args=[lab.course.slug]), {"name": "colab", "days": 7}).content.decode()
+    token = ApiToken.objects.get()
+    assert "cpt_" in body and token.name == "colab"
+    listing = client.get(reverse("labs:tokens", args=[lab.course.slug])).content.decode()
+    assert token.hint in listing and token.key_hash not in listing
+    client.post(reverse("labs:token_revoke", args=[lab.course.slug, token.pk]))
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+
+@pytest.mark.parametrize("name", ["labs:queue"])
+def test_staff_pages_are_403_for_students_and_render_for_tas(login, student, ta, lab, name):
+    url = reverse(name, args=[lab.course.slug])
+    assert login(student).get(url).status_code == 403
+    assert login(ta).get(url).status_code == 200
+
+
+def test_ta_sees_the_same_artifact_from_two_students_flagged(login, student, student2, ta, lab, tmp_path):
+    from tests.factories import submit_folder
+
+    folder = save_lstm(tmp_path / "shared")
+    submit_folder(lab=lab, member=student, directory=folder)
+    submit_folder(lab=lab, member=student2, directory=folder)
+    body = login(ta).get(reverse("labs:queue", args=[lab.course.slug])).content.decode()
+    assert "the same artifact was submitted by different students" in body
+    assert student.user.email in body and student2.user.email in body
+
+
+def test_ta_rerun_and_freeze_are_refused_to_students(login, student, lab, tmp_path):
+    from tests.factories import submit_folder
+
+    submission = submit_folder(lab=lab, member=student, directory=save_lstm(tmp_path / "a"))
+    client = login(student)
+    assert client.post(reverse("labs:rerun", args=[lab.course.slug, submission.pk])).status_code == 403
+    assert client.post(reverse("labs:freeze", args=[lab.course.slug, lab.slug]), {"frozen": "1"}).status_code == 403
+    lab.refresh_from_db()
+    assert lab.frozen_at is None and submission.evaluations.count() == 1
+
+
+def test_leaderboard_page_renders_for_students_and_judges_are_refused(login, student, judge, lab):
+    url = reverse("labs:leaderboard", args=[lab.course.slug, lab.slug])
+    assert "Ranked by bpc" in login(student).get(url).content.decode()
+    assert login(judge).get(url).status_code == 403

@@ -1,0 +1,52 @@
+"""The optional LLM judge of Lab 3's style score, called after the sandbox returned (the sandbox has no network)."""
+
+import logging
+import os
+import statistics
+
+from django.db import transaction
+
+from grader.llm_judge import JudgeError, judge_style
+from labs.models import Evaluation, EvaluationStatus
+
+log = logging.getLogger(__name__)
+
+
+class JudgeUnavailable(RuntimeError):
+    """The judge endpoint failed after its retries; the task retries later, the GPU work is never redone."""
+
+
+def judge_evaluation(evaluation_id: int) -> str:
+    evaluation = Evaluation.objects.select_related("submission__lab").get(pk=evaluation_id)
+    lab = evaluation.submission.lab
+    options = lab.evaluator_options or {}
+    if evaluation.status != EvaluationStatus.SUCCEEDED or not options.get("judge_url") or not evaluation.judge_inputs:
+        return "nothing-to-judge"
+    scores: dict[str, list[float]] = {}
+    try:
+        for split, answers in evaluation.judge_inputs.items():
+            scores[split] = judge_style(
+                answers,
+                base_url=options["judge_url"],
+                api_key=os.environ.get(options.get("judge_key_env", "LLM_JUDGE_API_KEY"), ""),
+                model=options.get("judge_model", "judge"),
+                timeout=float(options.get("judge_timeout", 30)),
+                max_retries=int(options.get("judge_retries", 3)),
+            )
+    except JudgeError as exc:
+        raise JudgeUnavailable(str(exc)) from exc
+    with transaction.atomic():
+        evaluation = Evaluation.objects.select_for_update().get(pk=evaluation_id)
+        metrics = evaluation.metrics or {}
+        for split, values in scores.items():
+            if values:
+                metrics.setdefault(split, {})["style_score"] = round(statistics.fmean(values), 4)
+        details = evaluation.details or {}
+        details["style_judge"] = "llm"
+        details["style_scores"] = {"public": scores.get("public", [])}
+        evaluation.metrics, evaluation.details = metrics, details
+        if lab.tiebreak_metric == "style_score":
+            evaluation.public_tiebreak = metrics.get("public", {}).get("style_score")
+            evaluation.private_tiebreak = metrics.get("private", {}).get("style_score")
+        evaluation.save(update_fields=["metrics", "details", "public_tiebreak", "private_tiebreak"])
+    return "judged"
