@@ -31,6 +31,8 @@ def read_json(path: Path | str, *, name: str, max_bytes: int = 64 * KIB) -> dict
         raise Rejected("bad_config", f"{name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.")
     except ValueError as exc:
         raise Rejected("bad_config", f"{name} is not valid JSON: {exc}.")
+    except RecursionError:
+        raise Rejected("bad_config", f"{name} nests too deeply; a config is one flat JSON object.")
     if not isinstance(data, dict):
         raise Rejected("bad_config", f"{name} must hold a JSON object ({{...}}), not a {type(data).__name__}.")
     return data

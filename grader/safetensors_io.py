@@ -101,7 +101,7 @@ def read_header(
         raw = fh.read(header_len)
     try:
         header = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting exhausts the JSON parser's stack
         raise Rejected("not_safetensors", f"{name} is not a safetensors file (its header is not JSON). {SAVE_HINT}")
     if not isinstance(header, dict):
         raise Rejected("not_safetensors", f"{name} is not a safetensors file (its header is not a JSON object).")
