@@ -223,6 +223,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # Grading: where the worker keeps its node-local copies, and how it sandboxes the grader.
 SANDBOX_BACKEND = os.environ.get("SANDBOX_BACKEND", "bubblewrap")
+# Each worker process keeps the next job's sandbox started, its imports done, so a job pays no interpreter start.
+SANDBOX_PREWARM = env_bool("SANDBOX_PREWARM", True)
 SANDBOX_DOCKER_IMAGE = os.environ.get("SANDBOX_DOCKER_IMAGE", "course-platform-grader:latest")
 SANDBOX_DOCKER_URL = os.environ.get("SANDBOX_DOCKER_URL", "unix:///var/run/docker.sock")
 GRADER_DEVICE = os.environ.get("GRADER_DEVICE", "cpu")

@@ -25,7 +25,7 @@ from grader.errors import EXIT_OK, EXIT_REJECTED
 from grader.result import load_result
 from labs.models import Evaluation, EvaluationStatus, Lab
 from worker.datasets import DatasetUnavailable, cached_dataset
-from worker.sandbox import Limits, Mount, Outcome, Sandbox, SandboxUnavailable, get_sandbox
+from worker.sandbox import Limits, Mount, Outcome, RunningSandbox, Sandbox, SandboxUnavailable, get_sandbox
 
 log = logging.getLogger(__name__)
 
@@ -150,19 +150,76 @@ def grader_options(lab: Lab) -> dict:
     return {str(k): str(v) for k, v in (lab.evaluator_options or {}).items() if not str(k).startswith("judge_")}
 
 
-def prepare_job(evaluation: Evaluation, job_dir: Path) -> None:
-    submission_dir = job_dir / "submission"
-    out_dir = job_dir / "out"
-    submission_dir.mkdir(parents=True)
-    out_dir.mkdir()
-    out_dir.chmod(0o777)
-    for item in evaluation.submission.files:
-        with default_storage.open(item["key"], "rb") as source, (submission_dir / item["name"]).open("wb") as target:
-            shutil.copyfileobj(source, target, 1 << 20)
-    for path in submission_dir.iterdir():
-        path.chmod(0o644)
-    submission_dir.chmod(0o755)
+def new_job_dir() -> Path:
+    """A fresh job folder: an empty submission folder (read-only inside) and an empty output folder."""
+    job_dir = Path(settings.WORKER_CACHE_DIR) / "jobs" / uuid.uuid4().hex
+    (job_dir / "submission").mkdir(parents=True)
+    (job_dir / "out").mkdir()
+    (job_dir / "out").chmod(0o777)
+    (job_dir / "submission").chmod(0o755)
     job_dir.chmod(0o755)
+    return job_dir
+
+
+def fill_submission(evaluation: Evaluation, job_dir: Path) -> None:
+    """Copy the artifact from private storage into the job; a warm sandbox sees it through its bind mount."""
+    submission_dir = job_dir / "submission"
+    for item in evaluation.submission.files:
+        target = submission_dir / item["name"]
+        with default_storage.open(item["key"], "rb") as source, target.open("wb") as handle:
+            shutil.copyfileobj(source, handle, 1 << 20)
+        target.chmod(0o644)
+
+
+@dataclass
+class WarmSandbox:
+    key: tuple
+    job_dir: Path
+    running: RunningSandbox
+
+
+# At most one sandbox per worker process waits, interpreter started and imports done, for the next job of its lab.
+_warm: WarmSandbox | None = None
+warm_hits = 0
+
+
+def warm_key(lab: Lab, data_dir: Path) -> tuple:
+    return (lab.kind, str(data_dir), lab.time_limit_s, lab.memory_limit_mb, str(base_model_dir(lab)))
+
+
+def start_sandbox(sandbox: Sandbox, lab: Lab, job_dir: Path, data_dir: Path) -> RunningSandbox:
+    return sandbox.start(
+        ["python", "-m", "grader", "serve-one", "--lab", lab.kind], mounts_for(lab, job_dir, data_dir), limits_for(lab)
+    )
+
+
+def take_warm(key: tuple) -> WarmSandbox | None:
+    global _warm
+    warm, _warm = _warm, None
+    if warm is not None and warm.key != key:
+        discard(warm)
+        return None
+    return warm
+
+
+def discard(warm: WarmSandbox) -> None:
+    try:
+        warm.running.kill()
+    finally:
+        shutil.rmtree(warm.job_dir, ignore_errors=True)
+
+
+def prewarm(sandbox: Sandbox, lab: Lab, data_dir: Path) -> None:
+    """Start the next job's sandbox now, so that its interpreter's imports are done before the job arrives."""
+    global _warm
+    if not settings.SANDBOX_PREWARM or _warm is not None:
+        return
+    job_dir = new_job_dir()
+    try:
+        _warm = WarmSandbox(warm_key(lab, data_dir), job_dir, start_sandbox(sandbox, lab, job_dir, data_dir))
+    except Exception:
+        shutil.rmtree(job_dir, ignore_errors=True)
+        log.warning("could not pre-start a sandbox for lab %s", lab.slug, exc_info=True)
 
 
 def mounts_for(lab: Lab, job_dir: Path, data_dir: Path) -> list[Mount]:
@@ -213,10 +270,7 @@ def limits_for(lab: Lab) -> Limits:
     )
 
 
-def run_in_sandbox(sandbox: Sandbox, lab: Lab, job_dir: Path, data_dir: Path, heartbeat: Heartbeat) -> Outcome:
-    running = sandbox.start(
-        ["python", "-m", "grader", "serve-one", "--lab", lab.kind], mounts_for(lab, job_dir, data_dir), limits_for(lab)
-    )
+def run_in_sandbox(running: RunningSandbox, lab: Lab, heartbeat: Heartbeat) -> Outcome:
     heartbeat.on_lost = running.kill
     try:
         if not running.wait_ready(timeout=min(300.0, float(lab.time_limit_s))):
@@ -363,13 +417,22 @@ def grade(evaluation_id: int) -> str:
         return "gave-up"
     heartbeat = Heartbeat(evaluation_id, token)
     heartbeat.start()
-    job_dir = Path(settings.WORKER_CACHE_DIR) / "jobs" / f"{evaluation_id}-{token.hex[:12]}"
+    global warm_hits
+    job_dir: Path | None = None
+    data_dir: Path | None = None
     try:
         if lab.dataset is None:
             raise DatasetUnavailable(f"lab {lab.slug} has no registered hidden dataset")
         data_dir = cached_dataset(lab.dataset)
-        prepare_job(evaluation, job_dir)
-        outcome = run_in_sandbox(sandbox, lab, job_dir, data_dir, heartbeat)
+        warm = take_warm(warm_key(lab, data_dir))
+        if warm is not None:
+            warm_hits += 1
+            job_dir, running = warm.job_dir, warm.running
+        else:
+            job_dir = new_job_dir()
+            running = start_sandbox(sandbox, lab, job_dir, data_dir)
+        fill_submission(evaluation, job_dir)
+        outcome = run_in_sandbox(running, lab, heartbeat)
         if heartbeat.lost.is_set():
             return "claim-lost"
         verdict = judge_outcome(lab, evaluation, outcome, job_dir / "out", job_dir)
@@ -380,8 +443,12 @@ def grade(evaluation_id: int) -> str:
         )
     finally:
         heartbeat.stop()
-        shutil.rmtree(job_dir, ignore_errors=True)
-    return conclude(evaluation, token, verdict)
+        if job_dir is not None:
+            shutil.rmtree(job_dir, ignore_errors=True)
+    result = conclude(evaluation, token, verdict)
+    if data_dir is not None:
+        prewarm(sandbox, lab, data_dir)
+    return result
 
 
 def conclude(evaluation: Evaluation, token: uuid.UUID, verdict: Verdict) -> str:

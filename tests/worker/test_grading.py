@@ -39,7 +39,11 @@ def test_a_second_delivery_of_the_same_message_does_not_grade_again(submission, 
     first = Evaluation.objects.get(pk=evaluation.pk)
     assert grading.grade(evaluation.pk) == "not-claimed"
     again = Evaluation.objects.get(pk=evaluation.pk)
-    assert (again.finished_at, again.attempt, again.public_score) == (first.finished_at, first.attempt, first.public_score)
+    assert (again.finished_at, again.attempt, again.public_score) == (
+        first.finished_at,
+        first.attempt,
+        first.public_score,
+    )
 
 
 def test_nan_weights_end_failed_with_the_students_message(graded_lab, student, tmp_path, settings):
@@ -68,8 +72,14 @@ def test_only_the_current_claim_token_may_write(submission):
 
 
 def _outcome(exit_code=0, **kw):
-    return Outcome(exit_code=exit_code, timed_out=kw.get("timed_out", False), oom_killed=kw.get("oom", False),
-                   stdout_tail="", stderr_tail=kw.get("stderr", ""), duration_s=1.0)
+    return Outcome(
+        exit_code=exit_code,
+        timed_out=kw.get("timed_out", False),
+        oom_killed=kw.get("oom", False),
+        stdout_tail="",
+        stderr_tail=kw.get("stderr", ""),
+        duration_s=1.0,
+    )
 
 
 def _write(out, text):
@@ -79,11 +89,21 @@ def _write(out, text):
 
 def _valid_result(lab, **changes):
     result = {
-        "schema": 1, "lab": "music", "grader_version": "1.0.0",
-        "dataset": {"name": "tiny", "hash": lab.dataset.manifest_hash}, "device_class": "cpu", "seed": 0,
-        "status": "ok", "error": None, "metrics": {"public": {"bpc": 3.0}, "private": {"bpc": 3.1}},
-        "primary": {"metric": "bpc", "direction": "min"}, "tiebreak": {"metric": "validity", "direction": "max"},
-        "groups": None, "samples": [], "details": {}, "artifact": {},
+        "schema": 1,
+        "lab": "music",
+        "grader_version": "1.0.0",
+        "dataset": {"name": "tiny", "hash": lab.dataset.manifest_hash},
+        "device_class": "cpu",
+        "seed": 0,
+        "status": "ok",
+        "error": None,
+        "metrics": {"public": {"bpc": 3.0}, "private": {"bpc": 3.1}},
+        "primary": {"metric": "bpc", "direction": "min"},
+        "tiebreak": {"metric": "validity", "direction": "max"},
+        "groups": None,
+        "samples": [],
+        "details": {},
+        "artifact": {},
         "timings": {"check_s": 0.1, "evaluate_s": 0.8, "total_s": 1.0},
     }
     result.update(changes)
@@ -133,3 +153,20 @@ def test_platform_fault_goes_back_to_the_queue_until_attempts_run_out(submission
     assert grading.conclude(Evaluation.objects.get(pk=evaluation.pk), token, verdict) == "error"
     final = Evaluation.objects.get(pk=evaluation.pk)
     assert (final.status, final.attempt, final.error_code) == ("error", 2, "timeout")
+
+
+def test_the_next_job_runs_in_a_sandbox_started_before_it_arrived(graded_lab, student, student2, tmp_path, settings):
+    settings.WORKER_CACHE_DIR = tmp_path / "cache"
+    settings.SANDBOX_PREWARM = True
+    first = submit_folder(lab=graded_lab, member=student, directory=save_lstm(tmp_path / "a", seed=1))
+    second = submit_folder(lab=graded_lab, member=student2, directory=save_lstm(tmp_path / "b", seed=2))
+    hits = grading.warm_hits
+    assert grading.grade(first.evaluations.get().pk) == "succeeded"
+    assert grading._warm is not None  # started for the next job, its output folder empty
+    assert list((grading._warm.job_dir / "out").iterdir()) == []
+    assert grading.grade(second.evaluations.get().pk) == "succeeded"
+    assert grading.warm_hits == hits + 1
+    one, two = (Evaluation.objects.get(submission=s) for s in (first, second))
+    assert one.public_score != two.public_score  # each sandbox graded its own artifact
+    assert grading.take_warm(("another lab",)) is None  # a job of another lab stops the waiting sandbox
+    assert grading._warm is None
