@@ -1,7 +1,7 @@
 """Template helpers for lab pages: metric formatting and dictionary look-ups."""
 
 from django import template
-from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -10,7 +10,7 @@ register = template.Library()
 def metric(values, key):
     value = (values or {}).get(key)
     if value is None:
-        return format_html('<span class="muted" title="not available">n/a</span>')
+        return mark_safe('<span class="muted" title="not available">n/a</span>')
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 

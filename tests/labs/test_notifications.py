@@ -25,7 +25,8 @@ def test_the_reminder_follows_her_extension(course, student, ta):
     lab = make_music_lab(course)
     lab.deadline.due_at = timezone.now() + timedelta(hours=20)
     lab.deadline.save()
-    grant_extension(deadline=lab.deadline, member=student, until=timezone.now() + timedelta(days=3), reason="",
-                    actor=ta.user)
+    grant_extension(
+        deadline=lab.deadline, member=student, until=timezone.now() + timedelta(days=3), reason="", actor=ta.user
+    )
     assert remind_deadlines() == 0
     assert remind_deadlines(now=timezone.now() + timedelta(days=2, hours=1)) == 1

@@ -1,0 +1,132 @@
+"""What each lab's submission page and leaderboard show from a stored result."""
+
+from django.urls import reverse
+from django.utils import timezone
+
+from labs.models import Evaluation, Submission
+from tests.factories import make_music_lab
+
+GROUPS = {
+    g: {
+        "tpr": t,
+        "tpr_ci_low": t - 0.1,
+        "tpr_ci_high": min(1.0, t + 0.1),
+        "mean_probability": 0.7,
+        "accuracy_at_0.5": 0.8,
+        "count": 40,
+    }
+    for g, t in {"LF": 0.95, "LM": 0.9, "DF": 0.55, "DM": 0.6}.items()
+}
+
+
+def vision_lab(course):
+    return make_music_lab(
+        course,
+        slug="lab2",
+        kind="vision",
+        primary_metric="worst_group_tpr",
+        primary_direction="max",
+        tiebreak_metric="balanced_accuracy",
+        tiebreak_direction="max",
+    )
+
+
+def stored(lab, member, *, metrics, groups=None, details=None, samples=None, label=""):
+    submission = Submission.objects.create(
+        lab=lab,
+        member=member,
+        storage_prefix=f"p/{member.pk}/{label}",
+        files=[],
+        sha256=f"{member.pk}{label}",
+        size=1,
+        received_at=timezone.now(),
+        baseline_label=label,
+    )
+    Evaluation.objects.create(
+        submission=submission,
+        status="succeeded",
+        metrics=metrics,
+        groups=groups,
+        details=details or {},
+        samples=samples or [],
+        finished_at=timezone.now(),
+        public_score=metrics["public"].get(lab.primary_metric),
+    )
+    return submission
+
+
+def test_vision_page_shows_the_audit_chart_beside_the_reference_and_names_the_worst_group(login, course, student, ta):
+    lab = vision_lab(course)
+    metrics = {
+        "public": {
+            "worst_group_tpr": 0.55,
+            "gap": 0.4,
+            "balanced_accuracy": 0.8,
+            "fgsm_1": 0.7,
+            "fgsm_2": 0.6,
+            "fgsm_4": 0.5,
+            "fgsm_8": 0.3,
+            "ece": 0.05,
+        }
+    }
+    stored(lab, ta, metrics=metrics, groups={"public": GROUPS}, label="Reference standard classifier")
+    mine = stored(lab, student, metrics=metrics, groups={"public": GROUPS}, details={"worst_group": {"public": "DF"}})
+    body = login(student).get(reverse("labs:submission", args=[course.slug, lab.slug, mine.pk])).content.decode()
+    assert "<svg" in body and 'aria-label="Detection rate per group at 5% false-positive rate"' in body
+    assert body.count("reference LF") == 1  # the reference's bars stand beside hers
+    assert "darker-skinned women (DF)" in body and "0.400" in body
+    assert "FGSM accuracy" in body and "ECE" in body
+
+
+def test_vision_leaderboard_shows_the_audit_columns_and_not_available_as_such(login, course, student):
+    lab = vision_lab(course)
+    stored(
+        lab,
+        student,
+        metrics={"public": {"worst_group_tpr": 0.5, "balanced_accuracy": 0.7, "gap": 0.3, "fgsm_4": None, "ece": 0.1}},
+    )
+    body = login(student).get(reverse("labs:leaderboard", args=[course.slug, lab.slug])).content.decode()
+    for heading in ("Worst-group TPR @5% FPR", "Balanced acc.", "Gap", "FGSM@4/255", "ECE"):
+        assert heading in body
+    assert 'title="not available">n/a' in body
+
+
+def test_llm_page_shows_answers_beside_the_base_model_and_the_score_distribution(login, course, student):
+    lab = make_music_lab(course, slug="lab3", kind="llm", primary_metric="cross_entropy", tiebreak_metric="style_score")
+    samples = [
+        {
+            "kind": "text",
+            "split": "public",
+            "title": "Prompt 1",
+            "prompt": "Tell me about <b>the force</b>",
+            "text": "Strong, <script>x()</script> it is.",
+            "base_text": "The force is strong.",
+            "style_score": 8.5,
+            "base_style_score": 1.0,
+        }
+    ]
+    mine = stored(
+        lab,
+        student,
+        metrics={"public": {"cross_entropy": 2.1, "style_score": 8.5}},
+        samples=samples,
+        details={"style_scores": {"public": [8.5]}, "base_style_score": {"public": 1.0}},
+    )
+    body = login(student).get(reverse("labs:submission", args=[course.slug, lab.slug, mine.pk])).content.decode()
+    assert "Strong, &lt;script&gt;x()&lt;/script&gt; it is." in body and "<script>x()" not in body
+    assert "The force is strong." in body and "Per prompt: 8.5" in body
+
+
+def test_music_page_lists_the_generated_songs_for_abcjs(login, course, student):
+    lab = make_music_lab(course)
+    song = "X:1\nT:Reel <i>of</i> tests\nM:4/4\nK:D\n|:d2fd a2fd:|"
+    mine = stored(
+        lab,
+        student,
+        metrics={"public": {"bpc": 2.0}},
+        samples=[{"kind": "abc", "split": "public", "title": "Reel <i>of</i> tests", "text": song}],
+    )
+    body = login(student).get(reverse("labs:submission", args=[course.slug, lab.slug, mine.pk])).content.decode()
+    assert 'class="abc-source" data-target="song-1"' in body
+    assert "Reel &lt;i&gt;of&lt;/i&gt; tests" in body
+    assert "vendor/abcjs/dist/abcjs-basic-min.js" in body
