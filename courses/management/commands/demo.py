@@ -195,7 +195,7 @@ class Command(BaseCommand):
                 "-Q",
                 queues,
                 "--concurrency",
-                "1",
+                "2",
                 "--loglevel",
                 "INFO",
                 "-s",
