@@ -225,6 +225,7 @@ CELERY_BEAT_SCHEDULE = {
 SANDBOX_BACKEND = os.environ.get("SANDBOX_BACKEND", "bubblewrap")
 # Each worker process keeps the next job's sandbox started, its imports done, so a job pays no interpreter start.
 SANDBOX_PREWARM = env_bool("SANDBOX_PREWARM", True)
+SANDBOX_STARTUP_SECONDS = int(os.environ.get("SANDBOX_STARTUP_SECONDS", "300"))
 SANDBOX_DOCKER_IMAGE = os.environ.get("SANDBOX_DOCKER_IMAGE", "course-platform-grader:latest")
 SANDBOX_DOCKER_URL = os.environ.get("SANDBOX_DOCKER_URL", "unix:///var/run/docker.sock")
 GRADER_DEVICE = os.environ.get("GRADER_DEVICE", "cpu")

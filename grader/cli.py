@@ -74,7 +74,10 @@ def _check_artifact(
 ) -> dict[str, Any]:
     if not artifact_dir.is_dir():
         raise Rejected("missing_file", f"The artifact folder {artifact_dir.name!r} does not exist.")
-    missing = [name for name in lab.artifact_files if not (artifact_dir / name).is_file()]
+    present = {path.name for path in artifact_dir.iterdir() if path.is_file()}
+    if any(set(names) <= present for names in lab.artifact_file_sets(options)):
+        return lab.check(artifact_dir, deep=deep, options=options)
+    missing = [name for name in lab.artifact_files if name not in present]
     if missing:
         raise Rejected(
             "missing_file",

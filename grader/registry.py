@@ -54,6 +54,10 @@ class LabEvaluator(ABC):
     tiebreak_direction: ClassVar[Direction]
     reference_variants: ClassVar[tuple[str, ...]] = ("reference",)
 
+    def artifact_file_sets(self, options: dict[str, Any] | None = None) -> list[tuple[str, ...]]:
+        """The sets of files an artifact may consist of, exactly; the first is the lab's standard one."""
+        return [self.artifact_files]
+
     @abstractmethod
     def check(self, artifact_dir: Path, *, deep: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Validate an artifact; raise ``Rejected`` with a message for the student.

@@ -123,7 +123,9 @@ def collect(
             status=408,
         )
     lab = get_lab(kind)
-    required = set(lab.artifact_files)
+    file_sets = [set(names) for names in lab.artifact_file_sets(options)]
+    required = file_sets[0]
+    accepted = set().union(*file_sets)
     if not uploads:
         raise IntakeError(
             f"The upload is empty: send {_describe(required)}, or one .zip holding exactly them.", code="empty"
@@ -133,13 +135,13 @@ def collect(
     try:
         items = list(uploads.items())
         if len(items) == 1 and (items[0][1].name or "").lower().endswith(".zip"):
-            _unzip(items[0][1], directory, required, max_bytes)
+            _unzip(items[0][1], directory, accepted, max_bytes)
         else:
             for field_name, upload in items:
-                name = field_name if field_name in required else os.path.basename(upload.name or "")
+                name = field_name if field_name in accepted else os.path.basename(upload.name or "")
                 if not _plain_name(name) or not _plain_name(field_name):
                     raise IntakeError("A file name contains control or direction-changing characters; rename it.")
-                if name not in required:
+                if name not in accepted:
                     raise IntakeError(
                         f"Unexpected file {name!r}: a {lab.title} artifact is exactly {_describe(required)}.",
                         code="wrong_files",
@@ -148,12 +150,15 @@ def collect(
                 if target.exists():
                     raise IntakeError(f"{name} was sent twice.", code="wrong_files")
                 _store_upload(upload, target)
-            missing = required - {p.name for p in directory.iterdir()}
-            if missing:
-                raise IntakeError(
-                    f"Missing {_describe(missing)}: a {lab.title} artifact is exactly {_describe(required)}.",
-                    code="wrong_files",
-                )
+        names = {p.name for p in directory.iterdir()}
+        if names not in file_sets:
+            missing = required - names if names <= required else set()
+            alternatives = " or ".join(_describe(s) for s in file_sets)
+            raise IntakeError(
+                (f"Missing {_describe(missing)}: " if missing else "")
+                + f"a {lab.title} artifact is exactly {alternatives}.",
+                code="wrong_files",
+            )
         for path in sorted(directory.iterdir()):
             size = path.stat().st_size
             if size == 0:

@@ -41,6 +41,8 @@ def current_results(lab: Lab, *, before: datetime | None = None) -> dict[int, Ev
     evaluations = (
         Evaluation.objects.filter(submission__lab=lab, status=EvaluationStatus.SUCCEEDED)
         .select_related("submission__member__user")
+        # Logs, samples and tables are not shown on a leaderboard; loading them for every row is most of the cost.
+        .defer("staff_log", "log_tail", "samples", "details", "groups", "judge_inputs", "error_message")
         .order_by("submission_id", "-id")
     )
     if before is not None:

@@ -43,9 +43,6 @@ def unpack(zip_path: Path, out_dir: Path, names: set[str], max_bytes: int) -> No
                 )
             if info.flag_bits & 0x1:
                 raise ValueError(f"the archive member {name!r} is encrypted")
-        missing = names - seen
-        if missing:
-            raise ValueError(f"the archive lacks {', '.join(sorted(missing))}")
         total = 0
         for info in infos:
             limit_member = max(info.compress_size, 1) * MAX_RATIO + CHUNK

@@ -270,11 +270,18 @@ def limits_for(lab: Lab) -> Limits:
     )
 
 
+class SandboxStartFailed(RuntimeError):
+    """The sandbox's interpreter never became ready: the platform's fault, retried."""
+
+
 def run_in_sandbox(running: RunningSandbox, lab: Lab, heartbeat: Heartbeat) -> Outcome:
     heartbeat.on_lost = running.kill
     try:
-        if not running.wait_ready(timeout=min(300.0, float(lab.time_limit_s))):
-            return running.kill()
+        # Starting the interpreter is the platform's work, not the student's: it has its own allowance, and the
+        # lab's wall clock starts only when the job is handed over.
+        if not running.wait_ready(timeout=float(settings.SANDBOX_STARTUP_SECONDS)):
+            outcome = running.kill()
+            raise SandboxStartFailed(f"the sandbox did not start: {outcome.stderr_tail[-300:]}")
         return running.submit(job_line(lab))
     finally:
         running.kill()
@@ -436,7 +443,7 @@ def grade(evaluation_id: int) -> str:
         if heartbeat.lost.is_set():
             return "claim-lost"
         verdict = judge_outcome(lab, evaluation, outcome, job_dir / "out", job_dir)
-    except (DatasetUnavailable, SandboxUnavailable, OSError) as exc:
+    except (DatasetUnavailable, SandboxUnavailable, SandboxStartFailed, OSError) as exc:
         log.exception("evaluation %s: platform fault before grading", evaluation_id)
         verdict = Verdict(
             EvaluationStatus.ERROR, {"error_code": "platform", "error_message": str(exc)[:500]}, retry=True

@@ -125,6 +125,12 @@ class Lab(LabEvaluator):
     reference_variants = ("standard", "balanced")
 
     # ----------------------------------------------------------------- checks
+    def artifact_file_sets(self, options: dict[str, Any] | None = None) -> list[tuple[str, ...]]:
+        """A student-defined architecture as one ONNX file is accepted only where the course enabled it."""
+        if str((options or {}).get("allow_onnx", "0")).lower() in ("1", "true", "yes"):
+            return [self.artifact_files, (ONNX_FILE,)]
+        return [self.artifact_files]
+
     def check(self, artifact_dir: Path, *, deep: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
         artifact_dir = Path(artifact_dir)
         if (artifact_dir / ONNX_FILE).is_file() and not (artifact_dir / WEIGHTS).exists():

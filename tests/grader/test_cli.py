@@ -172,7 +172,10 @@ def test_result_schema_refuses_nan_and_a_missing_error_on_rejection():
 def test_prepare_data_writes_the_music_dataset_and_survives_a_broken_lab(
     course_data_dir, tmp_path, monkeypatch, capsys
 ):
+    from grader import registry
+
     monkeypatch.setitem(LAB_MODULES, "vision", "grader.labs.no_such_module")
+    monkeypatch.delitem(registry._instances, "vision", raising=False)  # an earlier test may have loaded it
     out = tmp_path / "data"
     cache = course_data_dir.parents[1]
     code = main(["prepare-data", "--out", str(out), "--lab", "music", "--lab", "vision", "--cache", str(cache)])

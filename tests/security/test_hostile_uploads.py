@@ -362,13 +362,30 @@ def onnx_bytes(tmp_path: Path, **kwargs) -> bytes:
     return (save(tiny_graph(**kwargs), tmp_path / "onnx") / "model.onnx").read_bytes()
 
 
-@pytest.mark.parametrize("variant", [{"domain": "com.example.evil"}, {}])
-def test_an_onnx_file_is_not_an_upload_the_web_accepts(api, vision_lab, tmp_path, variant):
+def test_an_onnx_file_is_refused_where_the_course_did_not_enable_it(api, vision_lab, tmp_path):
+    vision_lab.evaluator_options = {}
+    vision_lab.save()
+    data = {"model.onnx": SimpleUploadedFile("model.onnx", onnx_bytes(tmp_path))}
+    refused(api, vision_lab, data, code="wrong_files", words=["'model.onnx'", "model.safetensors"])
+
+
+def test_an_onnx_graph_in_a_custom_domain_is_refused_at_upload_by_the_checker(api, vision_lab, tmp_path):
+    data = {"model.onnx": SimpleUploadedFile("model.onnx", onnx_bytes(tmp_path, domain="com.example.evil"))}
+    refused(api, vision_lab, data, code="onnx_custom_domain", words=["com.example.evil"])
+
+
+def test_an_onnx_file_with_a_config_beside_it_is_not_one_of_the_accepted_sets(api, vision_lab, tmp_path):
     data = {
-        "model.onnx": SimpleUploadedFile("model.onnx", onnx_bytes(tmp_path, **variant)),
+        "model.onnx": SimpleUploadedFile("model.onnx", onnx_bytes(tmp_path)),
         "config.json": SimpleUploadedFile("config.json", b'{"architecture": "standard", "n_filters": 4}'),
     }
-    refused(api, vision_lab, data, code="wrong_files", words=["'model.onnx'", "model.safetensors"])
+    refused(api, vision_lab, data, code="wrong_files", words=["model.onnx", "model.safetensors"])
+
+
+def test_a_clean_onnx_graph_is_accepted_where_the_course_enabled_it(api, vision_lab, tmp_path):
+    response = api(vision_lab, {"model.onnx": SimpleUploadedFile("model.onnx", onnx_bytes(tmp_path))})
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "queued"
 
 
 def test_onnx_external_data_pointing_outside_is_refused_without_reading_it(tmp_path):
