@@ -6,7 +6,6 @@ from functools import wraps
 from django.http import JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods
 
 from courses.models import Role
 from courses.ratelimit import api_upload_rate_limited
@@ -46,6 +45,32 @@ def token_required(view):
     return csrf_exempt(wrapped)
 
 
+def allow(*methods: str):
+    """Like require_http_methods, but the refusal is a JSON error as the API's document says."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if request.method not in methods:
+                response = api_error(405, "method_not_allowed", f"Use {' or '.join(methods)} here.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+@csrf_exempt
+def not_found(request, rest: str = ""):
+    """Any other address under /api/: a JSON 404, never an HTML page."""
+    return api_error(404, "not_found", "There is no such API address; see /api/openapi.json.")
+
+
+not_found.access_rule = ("public", ())
+
+
 def _lab_for(request, lab_slug: str) -> Lab | None:
     return (
         Lab.objects.select_related("course", "deadline", "dataset")
@@ -56,7 +81,7 @@ def _lab_for(request, lab_slug: str) -> Lab | None:
 
 @token_required
 @api_upload_rate_limited
-@require_http_methods(["GET", "POST"])
+@allow("GET", "POST")
 def submissions(request, lab_slug: str):
     lab = _lab_for(request, lab_slug)
     if lab is None:
@@ -104,7 +129,7 @@ def _submit(request, lab: Lab):
 
 
 @token_required
-@require_GET
+@allow("GET")
 def submission_detail(request, pk: int):
     submission = (
         Submission.objects.filter(pk=pk, member=request.member)
