@@ -208,7 +208,9 @@ CELERY_TASK_TIME_LIMIT = EVALUATION_MAX_SECONDS + 300
 CELERY_TASK_SOFT_TIME_LIMIT = EVALUATION_MAX_SECONDS + 240
 # An unacknowledged message is redelivered after this: longer than the longest evaluation.
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"visibility_timeout": 2 * EVALUATION_MAX_SECONDS + 600} if CELERY_BROKER_URL.startswith(("redis", "rediss")) else {}
+    {"visibility_timeout": 2 * EVALUATION_MAX_SECONDS + 600}
+    if CELERY_BROKER_URL.startswith(("redis", "rediss"))
+    else {}
 )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"

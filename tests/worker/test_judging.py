@@ -48,14 +48,25 @@ def judge_url():
 
 @pytest.fixture
 def evaluation(course, student, judge_url):
-    lab = make_music_lab(course, slug="lab3", kind="llm", primary_metric="cross_entropy", tiebreak_metric="style_score",
-                         evaluator_options={"judge_url": judge_url, "judge_model": "judge", "judge_retries": "1"})
-    submission = Submission.objects.create(lab=lab, member=student, storage_prefix="x", files=[], sha256="s", size=1,
-                                           received_at=lab.deadline.due_at)
+    lab = make_music_lab(
+        course,
+        slug="lab3",
+        kind="llm",
+        primary_metric="cross_entropy",
+        tiebreak_metric="style_score",
+        evaluator_options={"judge_url": judge_url, "judge_model": "judge", "judge_retries": "1"},
+    )
+    submission = Submission.objects.create(
+        lab=lab, member=student, storage_prefix="x", files=[], sha256="s", size=1, received_at=lab.deadline.due_at
+    )
     return Evaluation.objects.create(
-        submission=submission, status="succeeded", metrics={"public": {"style_score": 1.0}, "private": {}},
-        judge_inputs={"public": ["Strong with the force, it is.", "The force is strong."],
-                      "private": ["Hidden answer, it is."]},
+        submission=submission,
+        status="succeeded",
+        metrics={"public": {"style_score": 1.0}, "private": {}},
+        judge_inputs={
+            "public": ["Strong with the force, it is.", "The force is strong."],
+            "private": ["Hidden answer, it is."],
+        },
     )
 
 
