@@ -1,6 +1,45 @@
 // Renders generated songs as sheet music with playback (abcjs, served by the site itself).
 (function () {
   "use strict";
+  var SVG_NS = "http://www.w3.org/2000/svg";
+
+  // The site's Content-Security-Policy refuses inline styles (style-src 'self'). abcjs writes two while it draws: a
+  // style attribute on the SVG it measures text with, and a <style> element whose only rule stops text selection while
+  // notes are dragged (site.css carries that rule). While abcjs draws, style attributes are set through the CSSOM,
+  // which the policy allows, and its <style> element is left out.
+  // Its playback controls are abcjs's own fixed markup with one style attribute (on a warning that abcjs-audio.css
+  // hides): that attribute is dropped from the markup before it is parsed.
+  function withoutInlineStyles(draw) {
+    var setAttribute = Element.prototype.setAttribute;
+    var insertBefore = Node.prototype.insertBefore;
+    var innerHTML = Object.getOwnPropertyDescriptor(Element.prototype, "innerHTML");
+    Object.defineProperty(Element.prototype, "innerHTML", {
+      configurable: true,
+      get: innerHTML.get,
+      set: function (html) {
+        innerHTML.set.call(this, String(html).replace(/\sstyle="[^"]*"/g, ""));
+      },
+    });
+    Element.prototype.setAttribute = function (name, value) {
+      if (String(name).toLowerCase() === "style") {
+        this.style.cssText = String(value);
+        return undefined;
+      }
+      return setAttribute.call(this, name, value);
+    };
+    Node.prototype.insertBefore = function (node, reference) {
+      if (node && node.namespaceURI === SVG_NS && node.localName === "style") return node;
+      return insertBefore.call(this, node, reference);
+    };
+    try {
+      return draw();
+    } finally {
+      Element.prototype.setAttribute = setAttribute;
+      Node.prototype.insertBefore = insertBefore;
+      Object.defineProperty(Element.prototype, "innerHTML", innerHTML);
+    }
+  }
+
   function render() {
     if (!window.ABCJS) return;
     document.querySelectorAll("pre.abc-source:not([data-rendered])").forEach(function (pre) {
@@ -10,7 +49,9 @@
       if (!target) return;
       var visual;
       try {
-        visual = ABCJS.renderAbc(target, pre.textContent, { responsive: "resize", add_classes: true })[0];
+        visual = withoutInlineStyles(function () {
+          return ABCJS.renderAbc(target, pre.textContent, { responsive: "resize", add_classes: true })[0];
+        });
       } catch (err) {
         target.textContent = "This tune cannot be drawn as sheet music.";
         return;
@@ -18,7 +59,9 @@
       var audio = document.getElementById(id + "-audio");
       if (audio && ABCJS.synth && ABCJS.synth.supportsAudio()) {
         var controller = new ABCJS.synth.SynthController();
-        controller.load(audio, null, { displayPlay: true, displayProgress: true });
+        withoutInlineStyles(function () {
+          controller.load(audio, null, { displayPlay: true, displayProgress: true });
+        });
         controller.setTune(visual, false).catch(function () { audio.textContent = "Playback is not available."; });
       }
     });

@@ -1,0 +1,32 @@
+// Lets keyboard users scroll a table that is wider than the screen: its box becomes a labelled, focusable region.
+(function () {
+  "use strict";
+  function label(wrap) {
+    var caption = wrap.querySelector("caption");
+    if (caption && caption.textContent.trim()) return caption.textContent.trim();
+    var section = wrap.closest("section, main");
+    var heading = section && section.querySelector("h1, h2, h3");
+    return heading ? heading.textContent.trim() : "Table";
+  }
+  function update() {
+    document.querySelectorAll(".table-wrap").forEach(function (wrap) {
+      if (wrap.scrollWidth > wrap.clientWidth + 1) {
+        wrap.setAttribute("tabindex", "0");
+        wrap.setAttribute("role", "region");
+        wrap.setAttribute("aria-label", label(wrap));
+      } else if (wrap.getAttribute("role") === "region") {
+        wrap.removeAttribute("tabindex");
+        wrap.removeAttribute("role");
+        wrap.removeAttribute("aria-label");
+      }
+    });
+  }
+  var pending = null;
+  function later() {
+    if (pending) clearTimeout(pending);
+    pending = setTimeout(update, 150);
+  }
+  document.addEventListener("DOMContentLoaded", update);
+  document.addEventListener("htmx:afterSwap", update);
+  window.addEventListener("resize", later);
+})();

@@ -1,0 +1,185 @@
+"""A headless Chromium against the live server: pages that record every console error and failed request."""
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from django.urls import reverse
+
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import clean_broker, start_worker  # noqa: F401 - the grading journey runs a real worker
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
+OUTPUT = REPO / "test-output"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORTS = {
+    "desktop": {"viewport": {"width": 1280, "height": 900}},
+    "phone": {
+        "viewport": {"width": 390, "height": 844},
+        "device_scale_factor": 2,
+        "is_mobile": True,
+        "has_touch": True,
+    },
+}
+
+
+@dataclass
+class Problems:
+    """What went wrong on a page that no user should ever see: console errors, uncaught exceptions, bad requests."""
+
+    expected: list[tuple[str, int]] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)
+
+    def is_expected(self, url: str, status: int | None = None) -> bool:
+        return any(part in url and (status is None or status == code) for part, code in self.expected)
+
+    def console(self, message):
+        if message.type != "error":
+            return
+        # Chromium logs every 4xx/5xx resource as a console error as well; those are judged as responses below.
+        location = message.location.get("url", "") if message.location else ""
+        if message.text.startswith("Failed to load resource") and self.is_expected(location):
+            return
+        self.found.append(f"console error: {message.text} ({location})")
+
+    def page_error(self, error):
+        self.found.append(f"uncaught exception: {error}")
+
+    def request_failed(self, request):
+        failure = request.failure or ""
+        # A poll still in flight when the page navigates is cancelled by the browser: not a fault of the page.
+        if "ERR_ABORTED" in failure and request.resource_type in ("xhr", "fetch"):
+            return
+        self.found.append(f"request failed: {request.method} {request.url}: {failure}")
+
+    def response(self, response):
+        if response.status >= 400 and not self.is_expected(response.url, response.status):
+            self.found.append(f"HTTP {response.status}: {response.request.method} {response.url}")
+
+
+class Browser:
+    """One person's browser: a fresh profile, its own cookies, one page that is watched for problems."""
+
+    def __init__(self, playwright, *, base_url: str, profile: Path, viewport: str, shots: Path, bypass_csp=False):
+        self.base_url = base_url
+        self.viewport = viewport
+        self.shots = shots
+        self.problems = Problems()
+        self.checked = False
+        self.context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            base_url=base_url,
+            bypass_csp=bypass_csp,
+            locale="en-US",
+            timezone_id="Europe/Paris",
+            **VIEWPORTS[viewport],
+        )
+        self.context.set_default_timeout(10_000)
+        self.page = self.context.pages[0] if self.context.pages else self.context.new_page()
+        self.page.on("console", self.problems.console)
+        self.page.on("pageerror", self.problems.page_error)
+        self.page.on("requestfailed", self.problems.request_failed)
+        self.page.on("response", self.problems.response)
+
+    def expect_status(self, url_part: str, status: int):
+        """A response the journey itself expects (say, a 403 a judge must get)."""
+        self.problems.expected.append((url_part, status))
+
+    def goto(self, path: str):
+        response = self.page.goto(path)
+        self.page.wait_for_load_state("load")
+        return response
+
+    def sign_in(self, member):
+        self.goto(reverse("login"))
+        self.page.get_by_label("E-mail").fill(member.user.email)
+        self.page.get_by_label("Password").fill(PASSWORD)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_load_state("load")
+        assert "/accounts/login/" not in self.page.url, self.page.content()[:2000]
+
+    def shot(self, name: str):
+        self.shots.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(self.shots / f"{self.viewport}-{name}.png"), full_page=True)
+
+    def assert_fits_the_screen(self):
+        """No sideways scrolling of the whole page (wide tables scroll inside their own box)."""
+        overflow = self.page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 1, f"{self.page.url} is {overflow}px wider than the {self.viewport} screen"
+
+    def assert_clean(self):
+        self.checked = True
+        assert self.problems.found == [], "\n".join(self.problems.found)
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def browsers(request, live_server, tmp_path, monkeypatch):
+    """Opens browsers for a journey; each journey fails on any problem any of its pages recorded."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test itself stay synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
+    shots = OUTPUT / name
+    opened: list[Browser] = []
+    with sync_playwright() as playwright:
+
+        def open_browser(viewport: str = "desktop", *, bypass_csp: bool = False) -> Browser:
+            browser = Browser(
+                playwright,
+                base_url=live_server.url,
+                profile=tmp_path / f"profile-{len(opened)}",
+                viewport=viewport,
+                shots=shots,
+                bypass_csp=bypass_csp,
+            )
+            opened.append(browser)
+            return browser
+
+        try:
+            yield open_browser
+            # A journey that ended without looking at a browser's problems still fails on them.
+            report = getattr(request.node, "report_call", None)
+            if report is not None and report.passed:
+                for browser in opened:
+                    if not browser.checked:
+                        browser.assert_clean()
+        finally:
+            for browser in opened:
+                browser.close()
+            # While Playwright's loop runs, the ORM works on a connection of its own: close it, or the test database
+            # cannot be dropped at the end of the session.
+            connections.close_all()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.report_call = report
+    return report
+
+
+@pytest.fixture(params=["desktop", "phone"])
+def viewport(request):
+    return request.param

@@ -1,0 +1,117 @@
+"""The main pages at desktop and phone sizes: no serious accessibility violation, no console error, no sideways scroll."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from labs.models import Evaluation
+from prizes import services as prize_services
+from prizes.models import JudgeAssignment, Prize, Round, Score
+from tests.browser.conftest import AXE
+from tests.browser.test_journeys import group_of, presentation_round
+from tests.factories import TINY_TUNES, make_music_lab, save_lstm, submit_folder, token_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations
+    .filter(v => v.impact === "serious" || v.impact === "critical")
+    .map(v => `${v.impact} ${v.id}: ${v.help} at ${v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(" | ")}`);
+}"""
+
+
+@pytest.fixture
+def populated(course, student, student2, ta, judge, tmp_path):
+    """A graded Lab 1 submission with songs, a token, a group, an open round with a talk running, published winners."""
+    lab = make_music_lab(course)
+    submission = submit_folder(lab=lab, member=student, directory=save_lstm(tmp_path / "a"), description="Wider LSTM")
+    Evaluation.objects.filter(submission=submission).update(
+        status="succeeded",
+        attempt=1,
+        finished_at=timezone.now(),
+        public_score=2.5,
+        public_tiebreak=0.5,
+        metrics={"public": {"bpc": 2.5, "validity": 0.5, "novelty": 0.75}},
+        samples=[
+            {"title": "Tune A", "text": TINY_TUNES[0], "valid": True, "split": "public"},
+            {"title": "Song 2", "text": "X|:zq]]", "valid": False, "split": "public"},
+        ],
+        grader_version="1.0",
+        device_class="cpu",
+        dataset_hash="0" * 64,
+    )
+    token_for(student)
+    alpha = group_of(course, "Alpha", "Diffusion for proteins", student, student2)
+    live = presentation_round(course, alpha)
+    JudgeAssignment.objects.create(round=live, judge=judge, conflicts_declared_at=timezone.now())
+    prize_services.present_next(round=live, actor=ta.user)
+    prize_services.start_talk(round=live, actor=ta.user)
+
+    earlier = presentation_round(course, alpha, normalisation="mean")
+    Round.objects.filter(pk=earlier.pk).update(title="Early proposals")
+    JudgeAssignment.objects.create(round=earlier, judge=judge, conflicts_declared_at=timezone.now())
+    Score.objects.create(
+        judge=judge, entry=earlier.entries.get(), criterion=earlier.criteria.get(), value=4, updated_at=timezone.now()
+    )
+    Round.objects.filter(pk=earlier.pk).update(
+        opens_at=timezone.now() - timedelta(days=1), closes_at=timezone.now() - timedelta(hours=1)
+    )
+    prize = Prize.objects.create(course=course, title="Best proposal", places=1, category="round", round=earlier)
+    prize_services.confirm_awards(prize=prize, actor=ta.user)
+    return {"lab": lab, "submission": submission, "round": live}
+
+
+def pages(course, populated):
+    lab, submission, round = populated["lab"], populated["submission"], populated["round"]
+    slug = course.slug
+    return [
+        # (who, name, path, what must be on it)
+        (None, "sign-in", reverse("login"), "Sign in"),
+        ("student", "dashboard", reverse("courses:dashboard", args=[slug]), "Deadlines"),
+        ("student", "lab", reverse("labs:lab", args=[slug, lab.slug]), "Upload and grade"),
+        ("student", "submission", reverse("labs:submission", args=[slug, lab.slug, submission.pk]), "Generated songs"),
+        ("student", "leaderboard", reverse("labs:leaderboard", args=[slug, lab.slug]), "Bits per char"),
+        ("student", "tokens", reverse("labs:tokens", args=[slug]), "token"),
+        ("student", "group", reverse("projects:home", args=[slug]), "Group: Alpha"),
+        ("judge", "judge", reverse("prizes:judge_round", args=[slug, round.pk]), "Now presenting"),
+        ("ta", "queue", reverse("labs:queue", args=[slug]), "Queue"),
+        ("ta", "roster", reverse("courses:roster", args=[slug]), "Roster"),
+        (None, "winners", reverse("prizes_winners", args=[slug]), "Best proposal"),
+    ]
+
+
+def test_main_pages_have_no_serious_accessibility_violation_and_fit_the_screen(
+    browsers, viewport, course, populated, student, ta, judge
+):
+    people = {"student": student, "ta": ta, "judge": judge}
+    # Each person twice: as the site serves it (its CSP enforced), and with the CSP bypassed to inject axe-core.
+    plain, audit = {}, {}
+    violations = []
+    for who, name, path, marker in pages(course, populated):
+        if who not in plain:
+            plain[who] = browsers(viewport)
+            audit[who] = browsers(viewport, bypass_csp=True)
+            if who is not None:
+                plain[who].sign_in(people[who])
+                audit[who].sign_in(people[who])
+        site = plain[who]
+        site.goto(path)
+        expect(site.page.locator("main")).to_contain_text(marker, ignore_case=True)
+        if name == "submission":
+            expect(site.page.locator(".abc-notation svg")).to_have_count(1)
+        site.assert_fits_the_screen()
+        site.shot(name)
+
+        checker = audit[who]
+        checker.goto(path)
+        if name == "submission":
+            expect(checker.page.locator(".abc-notation svg")).to_have_count(1)
+        checker.page.add_script_tag(path=str(AXE))
+        violations += [f"{name}: {v}" for v in checker.page.evaluate(AXE_RUN)]
+    assert violations == [], "\n".join(violations)
+    for browser in [*plain.values(), *audit.values()]:
+        browser.assert_clean()
