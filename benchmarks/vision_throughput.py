@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root
+
 from grader.dataset import load_manifest
 from grader.labs.vision import SPLITS, Lab, TorchScorer
 from grader.registry import EvaluationContext

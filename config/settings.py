@@ -234,7 +234,7 @@ GRADER_DEVICE = os.environ.get("GRADER_DEVICE", "cpu")
 GRADER_GPU_ID = os.environ.get("GRADER_GPU_ID", "0")
 WORKER_CACHE_DIR = Path(os.environ.get("WORKER_CACHE_DIR", VAR_DIR / "worker-cache"))
 DATASETS_DIR = Path(os.environ.get("DATASETS_DIR", VAR_DIR / "datasets"))
-BASE_MODELS_DIR = Path(os.environ.get("BASE_MODELS_DIR", VAR_DIR / "datasets" / "base-models"))
+BASE_MODELS_DIR = Path(os.environ.get("BASE_MODELS_DIR", DATASETS_DIR / "base-models"))
 UPLOAD_BODY_SECONDS = int(os.environ.get("UPLOAD_BODY_SECONDS", "600"))
 
 LOGGING = {

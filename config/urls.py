@@ -6,6 +6,7 @@ from django.urls import include, path
 
 from courses import views as course_views
 from courses.ratelimit import sign_in_rate_limited
+from labs.sounds import note_sample
 
 urlpatterns = [
     path("", course_views.home, name="home"),
@@ -34,4 +35,5 @@ urlpatterns = [
     path("courses/<slug:course_slug>/prizes/", include("prizes.urls")),
     path("winners/<slug:course_slug>/", include("prizes.public_urls")),
     path("api/", include("labs.api_urls")),
+    path("sounds/<str:instrument>-mp3/<str:note>.mp3", note_sample, name="note_sample"),
 ]

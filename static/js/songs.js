@@ -62,7 +62,8 @@
         withoutInlineStyles(function () {
           controller.load(audio, null, { displayPlay: true, displayProgress: true });
         });
-        controller.setTune(visual, false).catch(function () { audio.textContent = "Playback is not available."; });
+        // The note samples come from the site itself (labs/sounds.py), never from another host.
+        controller.setTune(visual, false, { soundFontUrl: "/sounds/" }).catch(function () { audio.textContent = "Playback is not available."; });
       }
     });
   }

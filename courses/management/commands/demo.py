@@ -72,6 +72,8 @@ class Command(BaseCommand):
         var = Path(settings.VAR_DIR)
         var.mkdir(parents=True, exist_ok=True)
         self.base_url = f"http://127.0.0.1:{port}"
+        # A SIGTERM stops the demo like Ctrl-C does: its web server and worker are stopped with it.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             self.run(var, port, no_serve, timeout)
         finally:
