@@ -415,3 +415,23 @@ def test_the_output_written_inside_is_owned_by_no_secret_path_and_job_folders_st
 
     assert [line.rsplit(" ", 1)[1] for line in outcome.stdout_tail.splitlines()] == ["False"] * 6
     assert os.path.exists(repo / "pyproject.toml")
+
+
+def test_a_runtime_that_lives_under_tmp_on_the_host_is_still_visible_inside(tmp_path):
+    """A checkout under /tmp (its virtualenv there too) must not be hidden by the box's private /tmp."""
+    import sys
+
+    from worker.sandbox.bubblewrap import BubblewrapSandbox
+
+    runtime = tmp_path / "runtime-under-tmp"
+    runtime.mkdir()
+    (runtime / "marker.txt").write_text("seen")
+    assert str(runtime).startswith("/tmp/")
+    box = BubblewrapSandbox(python_roots=[sys.prefix, sys.base_prefix, str(runtime)])
+    outcome = box.run(
+        ["python", "-c", f"print(open({str(runtime / 'marker.txt')!r}).read())"],
+        [],
+        Limits(wall_seconds=60, memory_bytes=512 * 1024**2, pids=32, tmp_bytes=16 * 1024**2),
+    )
+    assert outcome.exit_code == 0, outcome.stderr_tail
+    assert outcome.stdout_tail.strip() == "seen"

@@ -148,16 +148,18 @@ class BubblewrapSandbox(Sandbox):
             str(SANDBOX_UID),
             "--hostname",
             "sandbox",
-            *self._runtime_args(),
             "--proc",
             "/proc",
             "--dev",
             "/dev",
-            *self._gpu_args(limits),
+            # The private /tmp comes first: a runtime that lives under /tmp on the host (a checkout there) is then
+            # bound on top of it rather than hidden by it.
             "--size",
             str(limits.tmp_bytes),
             "--tmpfs",
             "/tmp",  # noqa: S108 - a private tmpfs inside the box
+            *self._runtime_args(),
+            *self._gpu_args(limits),
         ]
         for mount in mounts:
             args += ["--bind" if mount.writable else "--ro-bind", str(mount.source), mount.target]
