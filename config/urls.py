@@ -8,6 +8,9 @@ from courses import views as course_views
 from courses.ratelimit import sign_in_rate_limited
 from labs.sounds import note_sample
 
+# A missing page: under /api/ a JSON error as the API's document says, elsewhere the site's page.
+handler404 = "courses.views.page_not_found"
+
 urlpatterns = [
     path("", course_views.home, name="home"),
     path("accounts/login/", sign_in_rate_limited(auth_views.LoginView.as_view()), name="login"),

@@ -25,6 +25,17 @@ from courses.selectors import deadlines_for
 User = get_user_model()
 
 
+def page_not_found(request, exception=None):
+    if request.path.startswith("/api/"):
+        from django.http import JsonResponse
+
+        return JsonResponse(
+            {"error": {"code": "not_found", "message": "There is no such API address; see /api/openapi.json."}},
+            status=404,
+        )
+    return render(request, "404.html", status=404)
+
+
 @signed_in_view
 def home(request):
     memberships = list(Membership.objects.filter(user=request.user).select_related("course"))

@@ -62,15 +62,6 @@ def allow(*methods: str):
     return decorator
 
 
-@csrf_exempt
-def not_found(request, rest: str = ""):
-    """Any other address under /api/: a JSON 404, never an HTML page."""
-    return api_error(404, "not_found", "There is no such API address; see /api/openapi.json.")
-
-
-not_found.access_rule = ("public", ())
-
-
 def _lab_for(request, lab_slug: str) -> Lab | None:
     return (
         Lab.objects.select_related("course", "deadline", "dataset")

@@ -1,4 +1,4 @@
-from django.urls import path, re_path
+from django.urls import path
 
 from labs import api
 
@@ -8,5 +8,4 @@ urlpatterns = [
     path("openapi.json", api.openapi, name="openapi"),
     path("labs/<slug:lab_slug>/submissions", api.submissions, name="submissions"),
     path("submissions/<int:pk>", api.submission_detail, name="submission"),
-    re_path(r"^(?P<rest>[\s\S]*)$", api.not_found, name="not_found"),
 ]

@@ -302,3 +302,18 @@ def test_openapi_document_describes_the_api(client):
     document = client.get("/api/openapi.json").json()
     assert document["openapi"].startswith("3.1")
     assert set(document["paths"]) == {"/api/labs/{lab_slug}/submissions", "/api/submissions/{pk}"}
+
+
+@pytest.mark.parametrize("path", ["/api/nothing-here", "/api/submissions/k%0A", "/api/labs/%C3%A0h/submissions"])
+def test_unknown_api_addresses_answer_json_not_an_html_page(client, path):
+    response = client.post(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_wrong_method_is_a_json_405(client, student, lab):
+    response = client.delete(URL.format(lab.slug), HTTP_AUTHORIZATION=f"Bearer {token_for(student)}")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"

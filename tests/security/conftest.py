@@ -224,6 +224,8 @@ def world(settings, tmp_path, course, student, student2, ta, judge, outsider):
         "key": deadline.key,
         "name": "model.safetensors",
         "uidb64": "MQ",
+        "instrument": "acoustic_grand_piano",
+        "note": "C4",
         "token": "set-password",
         "labs:token_revoke": token.pk,
         "labs:evaluation": evaluation.pk,
