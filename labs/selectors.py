@@ -6,7 +6,6 @@ from datetime import datetime
 
 from django.db.models import Avg, Count, Prefetch
 
-from courses.deadlines import effective_deadline
 from courses.models import Course, Membership
 from labs.models import ACTIVE_STATES, Evaluation, EvaluationStatus, Lab, Submission
 
@@ -194,20 +193,19 @@ def shared_artifacts(*, lab: Lab) -> list[dict]:
 
 
 def labs_completed(*, course: Course, members) -> dict[int, dict[str, bool]]:
-    """Per member and lab: a succeeded submission received before her effective deadline."""
-    labs = list(course.labs.select_related("deadline"))
+    """Per member and lab: a succeeded submission that was on time when it arrived.
+
+    "On time" is what the one deadline rule (courses.deadlines.judge_timing) decided at arrival, extensions and grace
+    included, and stored as the submission's late flag: two queries, whatever the number of students.
+    """
+    labs = {lab.pk: lab.slug for lab in course.labs.all()}
     members = list(members)
-    done = set(
-        Submission.objects.filter(
-            lab__course=course, member__in=members, evaluations__status=EvaluationStatus.SUCCEEDED, late=False
-        ).values_list("member_id", "lab_id", "received_at")
-    )
-    result: dict[int, dict[str, bool]] = {m.pk: {lab.slug: False for lab in labs} for m in members}
-    by_id = {m.pk: m for m in members}
-    for member_id, lab_id, received_at in done:
-        lab = next(lab for lab in labs if lab.pk == lab_id)
-        if received_at <= effective_deadline(deadline=lab.deadline, member=by_id[member_id]):
-            result[member_id][lab.slug] = True
+    result: dict[int, dict[str, bool]] = {m.pk: dict.fromkeys(labs.values(), False) for m in members}
+    done = Submission.objects.filter(
+        lab__course=course, member__in=members, evaluations__status=EvaluationStatus.SUCCEEDED, late=False
+    ).values_list("member_id", "lab_id")
+    for member_id, lab_id in done.distinct():
+        result[member_id][labs[lab_id]] = True
     return result
 
 

@@ -129,3 +129,16 @@ def test_display_names_not_real_names_appear(lab, student):
     student.show_real_name = True
     student.save()
     assert leaderboard_for(lab=lab, split="public", viewer=None).rows[0].name == student.user.get_full_name()
+
+
+def test_a_lab_counts_as_completed_only_with_a_succeeded_submission_on_time(lab, student, student2, course):
+    from labs.selectors import labs_completed
+
+    graded(lab, student, public=2.0, private=2.0)
+    late = graded(lab, student2, public=2.0, private=2.0)
+    Submission.objects.filter(pk=late.pk).update(late=True)
+    third = make_member(course, "third@example.edu")
+    failed = graded(lab, third, public=2.0, private=2.0)
+    Evaluation.objects.filter(submission=failed).update(status="failed")
+    done = labs_completed(course=course, members=[student, student2, third])
+    assert done == {student.pk: {lab.slug: True}, student2.pk: {lab.slug: False}, third.pk: {lab.slug: False}}
