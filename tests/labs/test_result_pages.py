@@ -130,3 +130,18 @@ def test_music_page_lists_the_generated_songs_for_abcjs(login, course, student):
     assert 'class="abc-source" data-target="song-1"' in body
     assert "Reel &lt;i&gt;of&lt;/i&gt; tests" in body
     assert "vendor/abcjs/dist/abcjs-basic-min.js" in body
+
+
+def test_an_audit_without_a_gap_says_so_rather_than_naming_a_worst_group(login, course, student):
+    lab = vision_lab(course)
+    even = {g: {**row, "tpr": 1.0} for g, row in GROUPS.items()}
+    mine = stored(
+        lab,
+        student,
+        metrics={"public": {"worst_group_tpr": 1.0, "gap": 0.0}},
+        groups={"public": even},
+        details={"worst_group": {"public": "LF"}},
+    )
+    body = login(student).get(reverse("labs:submission", args=[course.slug, lab.slug, mine.pk])).content.decode()
+    assert "Every group is detected at the same rate" in body
+    assert "worst-served" not in body
