@@ -59,6 +59,12 @@ class Lab(models.Model):
     private_released_at = models.DateTimeField(null=True, blank=True)
     frozen_at = models.DateTimeField(null=True, blank=True)
     expected_seconds = models.PositiveIntegerField(default=30, help_text="Typical evaluation time, for wait estimates.")
+    device_class = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="Rank only results of this device class (e.g. 'cpu' or 'cuda:NVIDIA H100 80GB HBM3'); empty: the "
+        "class most of the lab's results have, so that a leaderboard never mixes classes.",
+    )
     time_limit_s = models.PositiveIntegerField(default=600, help_text="Wall clock of one evaluation in the sandbox.")
     memory_limit_mb = models.PositiveIntegerField(default=4096, help_text="Memory (and swap) of one evaluation.")
 

@@ -49,7 +49,17 @@ def current_results(lab: Lab, *, before: datetime | None = None) -> dict[int, Ev
     result: dict[int, Evaluation] = {}
     for evaluation in evaluations:
         result.setdefault(evaluation.submission_id, evaluation)
-    return result
+    # Metrics are comparable only within one device class (CPU, or one GPU type): rank one class, never a mix.
+    device_class = lab.device_class or _usual_device_class(result.values())
+    return {pk: e for pk, e in result.items() if e.device_class == device_class or not e.device_class}
+
+
+def _usual_device_class(evaluations) -> str:
+    counts: dict[str, int] = {}
+    for evaluation in evaluations:
+        if evaluation.device_class:
+            counts[evaluation.device_class] = counts.get(evaluation.device_class, 0) + 1
+    return max(sorted(counts), key=counts.__getitem__) if counts else ""
 
 
 def _better(lab: Lab, a: float | None, b: float | None) -> bool:

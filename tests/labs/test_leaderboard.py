@@ -142,3 +142,19 @@ def test_a_lab_counts_as_completed_only_with_a_succeeded_submission_on_time(lab,
     Evaluation.objects.filter(submission=failed).update(status="failed")
     done = labs_completed(course=course, members=[student, student2, third])
     assert done == {student.pk: {lab.slug: True}, student2.pk: {lab.slug: False}, third.pk: {lab.slug: False}}
+
+
+def test_a_leaderboard_ranks_results_of_one_device_class_only(lab, student, student2, ta):
+    graded(lab, student, public=2.0, private=2.0)
+    other = graded(lab, student2, public=1.0, private=1.0)
+    Evaluation.objects.exclude(submission=other).update(device_class="cuda:NVIDIA H100 80GB HBM3")
+    Evaluation.objects.filter(submission=other).update(device_class="cpu")
+    lab.device_class = "cpu"
+    lab.save()
+    assert [r.member_id for r in leaderboard_for(lab=lab, split="public", viewer=ta).rows] == [student2.pk]
+    lab.device_class = ""
+    lab.save()
+    third = graded(lab, make_member(lab.course, "third@example.edu"), public=3.0, private=3.0)
+    Evaluation.objects.filter(submission=third).update(device_class="cuda:NVIDIA H100 80GB HBM3")
+    rows = leaderboard_for(lab=lab, split="public", viewer=ta).rows
+    assert [r.member_id for r in rows] == [student.pk, third.member_id]  # the class most results have
