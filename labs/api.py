@@ -1,6 +1,5 @@
 """The token API for notebooks: submit an artifact, read her own submissions and results. Nothing else."""
 
-import json
 from functools import wraps
 
 from django.http import JsonResponse
@@ -141,10 +140,3 @@ def openapi(request):
 
 
 openapi.access_rule = ("public", ())
-
-
-def parse_json_body(request):
-    try:
-        return json.loads(request.body or b"{}")
-    except ValueError:
-        return None

@@ -5,6 +5,7 @@ Everything here is cheap and header-level; anything that parses a complex format
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -18,8 +19,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 
-from grader.errors import Rejected
+from grader.dataset import sha256_file
+from grader.errors import GraderFault, Rejected
 from grader.registry import get_lab
+
+logger = logging.getLogger(__name__)
 
 UNZIP_SECONDS = 60
 
@@ -82,14 +86,6 @@ def identity(files: list[dict]) -> str:
     """The artifact's identity: sha256 of the sorted list of (name, sha256 of the file)."""
     pairs = sorted((item["name"], item["sha256"]) for item in files)
     return hashlib.sha256(json.dumps(pairs, separators=(",", ":")).encode()).hexdigest()
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _plain_name(name: str) -> bool:
@@ -163,7 +159,7 @@ def collect(
             size = path.stat().st_size
             if size == 0:
                 raise IntakeError(f"{path.name} is empty.", code="empty")
-            artifact.files.append({"name": path.name, "sha256": _file_digest(path), "size": size})
+            artifact.files.append({"name": path.name, "sha256": sha256_file(path), "size": size})
             artifact.size += size
         if artifact.size > max_bytes:
             raise IntakeError(
@@ -176,6 +172,14 @@ def collect(
             artifact.summary = lab.check(directory, deep=False, options=options)
         except Rejected as exc:
             raise IntakeError(exc.message, code=exc.code)
+        except GraderFault as exc:
+            # The lab is misconfigured (e.g. its base model folder is missing): the platform's fault, not hers.
+            logger.error("lab %s cannot check uploads: %s", kind, exc.message)
+            raise IntakeError(
+                "This lab cannot check uploads right now (the staff have been told); try again later.",
+                code="lab_unavailable",
+                status=503,
+            ) from exc
         return artifact
     except BaseException:
         artifact.cleanup()

@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db.models import Avg, Count, Prefetch
 
 from courses.models import Course, Membership
-from labs.models import ACTIVE_STATES, Evaluation, EvaluationStatus, Lab, Submission
+from labs.models import Evaluation, EvaluationStatus, Lab, Submission
 
 
 @dataclass
@@ -217,10 +217,6 @@ def labs_completed(*, course: Course, members) -> dict[int, dict[str, bool]]:
     for member_id, lab_id in done.distinct():
         result[member_id][labs[lab_id]] = True
     return result
-
-
-def active_count(*, lab: Lab) -> int:
-    return Evaluation.objects.filter(submission__lab=lab, status__in=ACTIVE_STATES).count()
 
 
 # The columns a leaderboard shows per lab kind: (metric, label, higher-is-better or None for neutral).

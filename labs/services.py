@@ -12,7 +12,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from courses import audit
-from courses.deadlines import effective_deadline, format_course_time, judge_timing
+from courses.deadlines import format_course_time, judge_timing
 from courses.models import Membership, Role
 from labs.intake import Artifact
 from labs.models import ACTIVE_STATES, ApiToken, Evaluation, EvaluationStatus, Lab, Submission
@@ -309,7 +309,3 @@ def authenticate_token(key: str) -> ApiToken | None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         return token
     return None
-
-
-def her_deadline(*, lab: Lab, member: Membership) -> datetime:
-    return effective_deadline(deadline=lab.deadline, member=member)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import close_old_connections, transaction
+from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -109,6 +109,7 @@ class Heartbeat(threading.Thread):
                     still_ours = renew_lease(self.evaluation_id, self.token)
                 except Exception:
                     log.warning("heartbeat of evaluation %s could not reach the database", self.evaluation_id)
+                    connections.close_all()  # reconnect on the next beat rather than reuse a broken connection
                     continue
                 if not still_ours:
                     self.lost.set()
@@ -116,7 +117,8 @@ class Heartbeat(threading.Thread):
                         self.on_lost()
                     return
         finally:
-            close_old_connections()
+            # The thread's own database connection would otherwise stay open until the thread object is collected.
+            connections.close_all()
 
     def stop(self):
         self.stopped.set()
