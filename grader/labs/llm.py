@@ -14,7 +14,7 @@ from typing import Any
 from grader.errors import GraderFault
 from grader.llm_adapter import CONFIG_FILE, GEMMA_2_2B_IT, WEIGHTS_FILE, BaseSpec, check_adapter, read_base_spec
 from grader.llm_data import Pair, make_pairs, plain_version, read_jsonl, read_lines, split_indices, write_jsonl
-from grader.registry import EvaluationContext, EvaluationOutput, LabEvaluator
+from grader.registry import EvaluationContext, EvaluationOutput, LabEvaluator, MetricSpec
 
 BASE_MODEL_ENV = "GRADER_LLM_BASE_MODEL"  # the course's base model folder, where no option names one
 THREADS_ENV = "GRADER_TORCH_THREADS"
@@ -52,6 +52,26 @@ class Lab(LabEvaluator):
     name = "llm"
     title = "Large language models: answering in Yoda's style with a LoRA adapter"
     artifact_files = (CONFIG_FILE, WEIGHTS_FILE)
+    metrics = (
+        # No upper bound holds for every honest evaluation: an adapter can make the model arbitrarily confident
+        # in the wrong tokens.
+        MetricSpec(
+            "cross_entropy",
+            "Answer cross-entropy",
+            "Mean next-token cross-entropy (nats) of hidden Yoda-style answers under your adapter; lower is better.",
+            "min",
+            low=0.0,
+        ),
+        # The same 0-10 scale whether the offline classifier or the course's LLM judge gave it.
+        MetricSpec(
+            "style_score",
+            "Style score (0-10)",
+            "How much the answers it writes to hidden prompts sound like Yoda, from 0 (not at all) to 10.",
+            "max",
+            low=0.0,
+            high=10.0,
+        ),
+    )
     primary_metric = "cross_entropy"
     primary_direction = "min"
     tiebreak_metric = "style_score"

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from grader.configfile import int_in, read_json, reject_unknown_keys
 from grader.dataset import Manifest, write_manifest
 from grader.errors import GraderFault, Rejected
-from grader.registry import EvaluationContext, EvaluationOutput, LabEvaluator
+from grader.registry import EvaluationContext, EvaluationOutput, LabEvaluator, MetricSpec
 from grader.safetensors_io import ensure_finite, expect_tensors, load_tensors, read_header
 
 # sorted(set(text)) of the course's full irish.abc, as the lab notebook builds it; prepare-data re-checks it.
@@ -346,6 +346,33 @@ class Lab(LabEvaluator):
     name: ClassVar[str] = "music"
     title: ClassVar[str] = "Lab 1: Music Generation"
     artifact_files: ClassVar[tuple[str, ...]] = (WEIGHTS_FILE, CONFIG_FILE)
+    metrics: ClassVar[tuple[MetricSpec, ...]] = (
+        # No upper bound holds for every honest evaluation: a model can be arbitrarily confident and wrong (a
+        # uniform guess scores log2(83) = 6.4); only a non-finite score is the model's fault, and it is refused.
+        MetricSpec(
+            "bpc",
+            "Bits per character",
+            "How surprised the model is, in bits, by each next character of hidden tunes; lower is better.",
+            "min",
+            low=0.0,
+        ),
+        MetricSpec(
+            "validity",
+            "Valid ABC share",
+            "Share of the generated songs that are valid ABC: headers, enough notes, and bars that fill the metre.",
+            "max",
+            low=0.0,
+            high=1.0,
+        ),
+        MetricSpec(
+            "novelty",
+            "Novelty",
+            f"Mean share of a generated song's {NGRAM}-character snippets that never occur in the training tunes.",
+            "max",
+            low=0.0,
+            high=1.0,
+        ),
+    )
     primary_metric: ClassVar[str] = "bpc"
     primary_direction = "min"
     tiebreak_metric: ClassVar[str] = "validity"

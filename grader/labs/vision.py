@@ -10,7 +10,7 @@ from typing import Any
 
 from grader.configfile import int_in, read_json, reject_unknown_keys, str_in
 from grader.errors import Rejected
-from grader.registry import EvaluationContext, EvaluationOutput, LabEvaluator
+from grader.registry import Direction, EvaluationContext, EvaluationOutput, LabEvaluator, MetricSpec
 from grader.safetensors_io import TensorInfo, expect_tensors, read_header
 
 WEIGHTS = "model.safetensors"
@@ -31,6 +31,66 @@ REFERENCE_FILTERS = 8
 REFERENCE_EPOCHS = 12
 REFERENCE_BATCH = 32
 LIGHTER_GROUPS = ("LF", "LM")
+# The audit's groups and attack sizes are named where they are computed (modules that import numpy and torch); the
+# declaration repeats them so that checking a result imports neither, and a test keeps the copies equal.
+GROUPS = ("LF", "LM", "DF", "DM")
+FGSM_EPSILONS = (1, 2, 4, 8)
+
+
+def _share(key: str, label: str, explanation: str, direction: Direction | None = "max") -> MetricSpec:
+    return MetricSpec(key, label, explanation, direction, low=0.0, high=1.0)
+
+
+# "At 5% FPR": at the threshold that lets 5% of the non-faces pass as faces.
+METRICS = (
+    _share(
+        "worst_group_tpr", "Worst-group detection rate at 5% FPR", "Share of faces detected in the worst-served group."
+    ),
+    _share(
+        "gap", "Largest gap between groups", "Best group's detection rate minus the worst's; lower is fairer.", "min"
+    ),
+    _share(
+        "balanced_accuracy", "Balanced accuracy at 5% FPR", "Mean of the shares of faces found and non-faces rejected."
+    ),
+    _share("tpr", "Detection rate at 5% FPR", "Share of all faces detected."),
+    _share("fpr", "False-positive rate", "Share of non-faces taken for faces; at most 5% by the threshold rule.", None),
+    MetricSpec(
+        "threshold",
+        "Decision threshold (logit)",
+        "The face logit from which an image counts as a face (at most 5% of non-faces reach it).",
+        None,
+    ),
+    _share(
+        "accuracy_at_0.5",
+        "Accuracy at the model's own 50% threshold",
+        "Share of all images classified right when 'face' means a face probability above 50%.",
+    ),
+    _share(
+        "ece", "Expected calibration error", "Gap between confidence and accuracy over 15 bins; lower is better.", "min"
+    ),
+    *(
+        _share(
+            f"fgsm_{eps}",
+            f"Accuracy under FGSM attack, eps {eps}/255",
+            f"Accuracy at the model's own 50% threshold after each pixel is nudged {eps}/255 to fool it.",
+        )
+        for eps in FGSM_EPSILONS
+    ),
+)
+GROUP_METRICS = (
+    _share("tpr", "Detection rate at 5% FPR", "Share of this group's faces detected."),
+    _share("tpr_ci_low", "Detection rate, 95% interval low", "Bootstrap over source faces: the interval's lower end."),
+    _share(
+        "tpr_ci_high", "Detection rate, 95% interval high", "Bootstrap over source faces: the interval's upper end."
+    ),
+    _share("mean_probability", "Mean face probability", "Average probability of 'face' on this group's faces."),
+    _share(
+        "accuracy_at_0.5",
+        "Detection rate at the model's own 50% threshold",
+        "Share of this group's faces given a face probability above 50%.",
+    ),
+    MetricSpec("count", "Faces", "Number of this group's face images in the split.", None, low=0.0),
+)
 
 
 def expected_tensors(n_filters: int, n_outputs: int, prefix: str = "") -> dict[str, tuple[Any, tuple[int, ...]]]:
@@ -118,6 +178,9 @@ class Lab(LabEvaluator):
     name = "vision"
     title = "Computer vision: face detection with a bias audit"
     artifact_files = (WEIGHTS, CONFIG)
+    metrics = METRICS
+    group_names = GROUPS
+    group_metrics = GROUP_METRICS
     primary_metric = "worst_group_tpr"
     primary_direction = "max"
     tiebreak_metric = "balanced_accuracy"
@@ -125,6 +188,9 @@ class Lab(LabEvaluator):
     reference_variants = ("standard", "balanced")
 
     # ----------------------------------------------------------------- checks
+    def cost_is_bounded(self, file_names: set[str]) -> bool:
+        return ONNX_FILE not in file_names
+
     def artifact_file_sets(self, options: dict[str, Any] | None = None) -> list[tuple[str, ...]]:
         """A student-defined architecture as one ONNX file is accepted only where the course enabled it."""
         if str((options or {}).get("allow_onnx", "0")).lower() in ("1", "true", "yes"):
