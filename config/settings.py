@@ -230,6 +230,17 @@ SANDBOX_PREWARM = env_bool("SANDBOX_PREWARM", True)
 SANDBOX_STARTUP_SECONDS = int(os.environ.get("SANDBOX_STARTUP_SECONDS", "300"))
 SANDBOX_DOCKER_IMAGE = os.environ.get("SANDBOX_DOCKER_IMAGE", "course-platform-grader:latest")
 SANDBOX_DOCKER_URL = os.environ.get("SANDBOX_DOCKER_URL", "unix:///var/run/docker.sock")
+# A seccomp profile for the grader's containers (platform/seccomp-grader.json); empty: the engine's default.
+SANDBOX_DOCKER_SECCOMP = os.environ.get("SANDBOX_DOCKER_SECCOMP", "")
+# The dedicated unprivileged account every box runs as (created by `python -m worker.sandbox.setup`).
+SANDBOX_USER = os.environ.get("SANDBOX_USER", "grader-sandbox")
+# Where the bubblewrap backend mounts each run's view of the host (root-owned, traversable by the box's group only).
+SANDBOX_STAGING_DIR = Path(os.environ.get("SANDBOX_STAGING_DIR", "/run/grader-sandbox"))
+# The CPU quota of one box, in CPUs (a cgroup quota, not a hint).
+SANDBOX_CPUS = float(os.environ.get("SANDBOX_CPUS", "2"))
+# A node is healthy for time accounting when its sandbox probe passed and the reference workload timed at worker
+# start took at most this long; only then is a confirmed timeout of an unbounded-cost artifact the student's.
+SANDBOX_HEALTH_BUDGET_SECONDS = float(os.environ.get("SANDBOX_HEALTH_BUDGET_SECONDS", "10"))
 GRADER_DEVICE = os.environ.get("GRADER_DEVICE", "cpu")
 GRADER_GPU_ID = os.environ.get("GRADER_GPU_ID", "0")
 WORKER_CACHE_DIR = Path(os.environ.get("WORKER_CACHE_DIR", VAR_DIR / "worker-cache"))

@@ -69,3 +69,32 @@ def remind_deadlines(*, now=None) -> int:
             )
             sent += 1
     return sent
+
+
+def lab_limits_exceeded(evaluation: Evaluation, *, kind: str) -> bool:
+    """Tell the course staff that an artifact within the lab's bounds ran out of the lab's time or memory.
+
+    That is a lab-configuration fault (the limits are too tight for what the lab accepts), never the student's.
+    At most one e-mail per lab an hour, so a deadline rush on a misconfigured lab does not flood the staff.
+    """
+    from django.core.cache import cache
+
+    from courses.models import STAFF_ROLES, Membership
+
+    lab = evaluation.submission.lab
+    if not cache.add(f"lab-limits-alert:{lab.pk}", 1, 3600):
+        return False
+    what = f"its time limit of {lab.time_limit_s} s" if kind == "timeout" else f"its {lab.memory_limit_mb} MB"
+    staff = Membership.objects.filter(course=lab.course, role__in=STAFF_ROLES).select_related("user")
+    send_mail(
+        subject=f"[{lab.course.name}] {lab.title}: an evaluation ran out of {'time' if kind == 'timeout' else 'memory'}",
+        message=(
+            f"Evaluation {evaluation.pk} of {lab.title} ran out of {what}, although the artifact was within the "
+            "lab's bounds. Students are not charged for it; raise the lab's limit (or lower its bounds) and re-run "
+            "the affected evaluations from the grading queue.\n"
+        ),
+        from_email=None,
+        recipient_list=[m.user.email for m in staff if m.user.email],
+        fail_silently=True,
+    )
+    return True

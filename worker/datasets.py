@@ -1,6 +1,7 @@
 """Hidden datasets on a grading node: fetched from private storage by hash into a node-local cache."""
 
 import fcntl
+import os
 import shutil
 import tarfile
 import tempfile
@@ -10,18 +11,33 @@ from django.conf import settings
 
 from grader.dataset import load_manifest
 from labs.models import EvaluationDataset
+from worker.sandbox.account import sandbox_user
 
 
 class DatasetUnavailable(RuntimeError):
     """The platform's fault: the registered dataset is missing or does not match its hash."""
 
 
+def restrict_to_box_group(folder: Path, gid: int) -> None:
+    """Readable by the box's group and nobody else: folders 0750, files 0640, owned by the worker."""
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chown(path, -1, gid)
+        path.chmod(0o750 if path.is_dir() else 0o640)
+
+
 def cached_dataset(dataset: EvaluationDataset) -> Path:
     """The dataset's folder in the node cache, fetched and verified on first use; safe across processes."""
     root = Path(settings.WORKER_CACHE_DIR) / "datasets"
     root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
+    gid = sandbox_user(settings.SANDBOX_USER).gid
     target = root / dataset.manifest_hash
     if (target / "manifest.json").is_file():
+        info = target.stat()
+        if info.st_gid != gid or info.st_mode & 0o007:  # a cache laid out before the box had a group of its own
+            restrict_to_box_group(target, gid)
         return target
     with open(root / f".{dataset.manifest_hash}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -41,8 +57,7 @@ def cached_dataset(dataset: EvaluationDataset) -> Path:
                     f"dataset {dataset.name}: manifest hash {manifest.hash[:12]} is not the registered "
                     f"{dataset.manifest_hash[:12]}"
                 )
-            for path in [scratch, *scratch.rglob("*")]:
-                path.chmod(0o755 if path.is_dir() else 0o644)
+            restrict_to_box_group(scratch, gid)
             scratch.rename(target)
         except Exception as exc:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -6,6 +6,7 @@ grade twice; every path ends the evaluation in exactly one state.
 
 import json
 import logging
+import os
 import re
 import shutil
 import socket
@@ -22,14 +23,20 @@ from django.db.models import F
 from django.utils import timezone
 
 from grader.errors import EXIT_OK, EXIT_REJECTED
-from grader.result import load_result
+from grader.registry import get_lab, out_of_range
+from grader.result import parse_result
 from labs.models import Evaluation, EvaluationStatus, Lab
 from worker.datasets import DatasetUnavailable, cached_dataset
+from worker.health import node_health
 from worker.sandbox import Limits, Mount, Outcome, RunningSandbox, Sandbox, SandboxUnavailable, get_sandbox
+from worker.sandbox.account import sandbox_user
+from worker.sandbox.output import UntrustedFileError, read_capped
 
 log = logging.getLogger(__name__)
 
 RESULT_MAX_BYTES = 2 * 1024 * 1024
+# What the worker takes out of a box's output; anything else the box left there is deleted with it.
+OUTPUT_FILES = ("result.json", "judge_answers.json")
 STUDENT_LOG_BYTES = 4000
 STAFF_LOG_BYTES = 60_000
 JOB = "/job"
@@ -46,18 +53,36 @@ _sandbox: Sandbox | None = None
 _sandbox_lock = threading.Lock()
 
 
+def build_sandbox() -> Sandbox:
+    """The backend this node's settings name, not yet probed."""
+    if settings.SANDBOX_BACKEND == "docker":
+        return get_sandbox(
+            "docker",
+            image=settings.SANDBOX_DOCKER_IMAGE,
+            base_url=settings.SANDBOX_DOCKER_URL,
+            user=settings.SANDBOX_USER,
+            seccomp_profile=settings.SANDBOX_DOCKER_SECCOMP or None,
+        )
+    if settings.SANDBOX_BACKEND == "bubblewrap":
+        from worker.sandbox.staging import sweep
+
+        # What a killed worker left mounted is detached before this one mounts anything.
+        sweep(Path(settings.SANDBOX_STAGING_DIR))
+        return get_sandbox("bubblewrap", user=settings.SANDBOX_USER, staging_root=settings.SANDBOX_STAGING_DIR)
+    return get_sandbox(settings.SANDBOX_BACKEND)
+
+
 def configured_sandbox() -> Sandbox:
-    """The node's sandbox, probed once per process; raises SandboxUnavailable rather than ever running unconfined."""
+    """The node's sandbox, probed once per process; raises SandboxUnavailable rather than ever running unconfined.
+
+    The node's health (the probe, then a timed reference workload in a box) is measured at the same time.
+    """
     global _sandbox
     with _sandbox_lock:
         if _sandbox is None:
-            if settings.SANDBOX_BACKEND == "docker":
-                sandbox = get_sandbox(
-                    "docker", image=settings.SANDBOX_DOCKER_IMAGE, base_url=settings.SANDBOX_DOCKER_URL
-                )
-            else:
-                sandbox = get_sandbox(settings.SANDBOX_BACKEND)
+            sandbox = build_sandbox()
             sandbox.probe()
+            node_health(sandbox, limits=Limits(wall_seconds=60, memory_bytes=512 * 1024**2, pids=32, cpus=1))
             _sandbox = sandbox
         return _sandbox
 
@@ -152,25 +177,32 @@ def grader_options(lab: Lab) -> dict:
     return {str(k): str(v) for k, v in (lab.evaluator_options or {}).items() if not str(k).startswith("judge_")}
 
 
+def box_gid() -> int:
+    return sandbox_user(settings.SANDBOX_USER).gid
+
+
 def new_job_dir() -> Path:
-    """A fresh job folder: an empty submission folder (read-only inside) and an empty output folder."""
+    """A fresh job folder, the worker's alone (0700), holding an empty submission folder that only the box's group
+    may read, and an empty output folder the box never sees (its output is copied there after the run)."""
+    gid = box_gid()
     job_dir = Path(settings.WORKER_CACHE_DIR) / "jobs" / uuid.uuid4().hex
-    (job_dir / "submission").mkdir(parents=True)
-    (job_dir / "out").mkdir()
-    (job_dir / "out").chmod(0o777)
-    (job_dir / "submission").chmod(0o755)
-    job_dir.chmod(0o755)
+    job_dir.mkdir(parents=True, mode=0o700)
+    (job_dir / "submission").mkdir(mode=0o750)
+    os.chown(job_dir / "submission", -1, gid)
+    (job_dir / "out").mkdir(mode=0o700)
     return job_dir
 
 
 def fill_submission(evaluation: Evaluation, job_dir: Path) -> None:
     """Copy the artifact from private storage into the job; a warm sandbox sees it through its bind mount."""
     submission_dir = job_dir / "submission"
+    gid = box_gid()
     for item in evaluation.submission.files:
         target = submission_dir / item["name"]
         with default_storage.open(item["key"], "rb") as source, target.open("wb") as handle:
             shutil.copyfileobj(source, handle, 1 << 20)
-        target.chmod(0o644)
+        os.chown(target, -1, gid)
+        target.chmod(0o640)
 
 
 @dataclass
@@ -268,6 +300,10 @@ def limits_for(lab: Lab) -> Limits:
         memory_bytes=lab.memory_limit_mb * 1024 * 1024,
         pids=256,
         file_size_bytes=256 * 1024 * 1024,
+        cpus=settings.SANDBOX_CPUS,
+        output_bytes=RESULT_MAX_BYTES * 8,
+        output_files=256,
+        output_names=OUTPUT_FILES,
         gpu=gpu,
     )
 
@@ -291,11 +327,8 @@ def run_in_sandbox(running: RunningSandbox, lab: Lab, heartbeat: Heartbeat) -> O
 
 def read_judge_inputs(out_dir: Path) -> dict | None:
     """The generated answers the LLM judge scores later (Lab 3); untrusted, size-capped, strings only."""
-    path = out_dir / "judge_answers.json"
     try:
-        if not path.is_file() or path.stat().st_size > RESULT_MAX_BYTES:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_capped(out_dir, "judge_answers.json", RESULT_MAX_BYTES).decode("utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict):
@@ -307,33 +340,85 @@ def read_judge_inputs(out_dir: Path) -> dict | None:
     }
 
 
+def resource_verdict(lab: Lab, evaluation: Evaluation, base: dict, *, kind: str) -> Verdict:
+    """A run past the lab's time or memory: whose fault it is, and whether it counts against her quota.
+
+    Within the lab's bounds a healthy node always has enough, so running out means the lab's limits are wrong: an
+    error, the staff told, one confirming retry, never charged. Where no bound fixes the cost (an ONNX graph), a run
+    out of time or memory confirmed on a second, fresh box of a healthy node is hers, and counts.
+    """
+    limit = f"time limit of {lab.time_limit_s} s" if kind == "timeout" else f"memory limit of {lab.memory_limit_mb} MB"
+    names = {item["name"] for item in evaluation.submission.files}
+    if get_lab(lab.kind).cost_is_bounded(names):
+        log.error("evaluation %s: an artifact within lab %s's bounds ran out of its %s", evaluation.pk, lab.slug, limit)
+        from labs.notifications import lab_limits_exceeded
+
+        lab_limits_exceeded(evaluation, kind=kind)
+        return Verdict(
+            EvaluationStatus.ERROR,
+            {
+                **base,
+                "error_code": kind,
+                "error_message": (
+                    f"The evaluation ran past the lab's {limit}. Your files are within the lab's bounds, so this is "
+                    "the platform's fault: it does not count against your submissions, and the staff have been told."
+                ),
+            },
+            retry=evaluation.attempt < 2,
+        )
+    confirmed = evaluation.attempt >= 2 and evaluation.error_code == kind
+    health = node_health()
+    if confirmed and health.healthy:
+        return Verdict(
+            EvaluationStatus.FAILED,
+            {
+                **base,
+                "error_code": "time_limit" if kind == "timeout" else "memory_limit",
+                "error_message": (
+                    f"Your model exceeded the lab's {limit}, on two fresh runs. Make it smaller or faster and submit "
+                    "again; this submission counts towards today's limit."
+                ),
+                "log_tail": "",
+            },
+        )
+    if confirmed:
+        log.warning("evaluation %s: confirmed %s on an unhealthy node: %s", evaluation.pk, kind, health.reason)
+    return Verdict(
+        EvaluationStatus.ERROR,
+        {
+            **base,
+            "error_code": kind,
+            "error_message": f"The evaluation ran past the lab's {limit}; it runs once more in a fresh sandbox.",
+        },
+        retry=True,
+    )
+
+
 def judge_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: Path, job_dir: Path) -> Verdict:
     """Classify per the design: succeeded, failed (the student's fault) or error (the platform's, retried)."""
+    refused = {
+        name: reason
+        for report in (outcome.details.get("output") or {}).values()
+        if isinstance(report, dict)
+        for name, reason in report.get("refused", {}).items()
+    }
+    not_taken = "".join(
+        f"\nnot taken out of the box: {name}: {reason}" for name, reason in sorted(refused.items())[:20]
+    )
     staff_log = sanitise(
         f"exit={outcome.exit_code} timed_out={outcome.timed_out} oom={outcome.oom_killed} "
-        f"duration={outcome.duration_s:.1f}s\n--- stdout ---\n{outcome.stdout_tail}\n--- stderr ---\n{outcome.stderr_tail}",
+        f"duration={outcome.duration_s:.1f}s{not_taken}\n--- stdout ---\n{outcome.stdout_tail}\n"
+        f"--- stderr ---\n{outcome.stderr_tail}",
         STAFF_LOG_BYTES,
         job_dir=job_dir,
     )
     base = {"staff_log": staff_log, "duration_s": round(outcome.duration_s, 3)}
     if outcome.timed_out:
-        return Verdict(
-            EvaluationStatus.ERROR,
-            {**base, "error_code": "timeout", "error_message": f"The evaluation ran past {lab.time_limit_s} s."},
-            retry=True,
-        )
+        return resource_verdict(lab, evaluation, base, kind="timeout")
     if outcome.oom_killed:
-        return Verdict(
-            EvaluationStatus.ERROR,
-            {
-                **base,
-                "error_code": "out_of_memory",
-                "error_message": f"The evaluation ran out of its {lab.memory_limit_mb} MB of memory.",
-            },
-            retry=True,
-        )
+        return resource_verdict(lab, evaluation, base, kind="out_of_memory")
     try:
-        result = load_result(out_dir / "result.json", max_bytes=RESULT_MAX_BYTES)
+        result = parse_result(read_capped(out_dir, "result.json", RESULT_MAX_BYTES))
         if result["lab"] != lab.kind:
             raise ValueError(f"result is for lab {result['lab']!r}, not {lab.kind!r}")
         if result["dataset"]["hash"] != lab.dataset.manifest_hash:
@@ -344,10 +429,17 @@ def judge_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: P
             {**base, "error_code": "no_result", "error_message": "The grader wrote no result."},
             retry=True,
         )
-    except (ValueError, KeyError, TypeError, OSError) as exc:
+    except (UntrustedFileError, ValueError, KeyError, TypeError, OSError) as exc:
+        # What the box wrote is never echoed back: the reason is a fixed kind, the details go to the staff log.
+        log.warning("evaluation %s: result refused: %s", evaluation.pk, str(exc)[:300])
         return Verdict(
             EvaluationStatus.ERROR,
-            {**base, "error_code": "bad_result", "error_message": f"The grader's result was refused: {str(exc)[:300]}"},
+            {
+                **base,
+                "staff_log": sanitise(f"{staff_log}\n--- result refused ---\n{str(exc)[:300]}", STAFF_LOG_BYTES),
+                "error_code": "bad_result",
+                "error_message": "The grader's result was refused (the staff have the details).",
+            },
             retry=True,
         )
     common = {
@@ -358,6 +450,22 @@ def judge_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: P
     }
     if outcome.exit_code == EXIT_OK and result["status"] == "ok":
         metrics = result["metrics"]
+        problems = out_of_range(lab.kind, metrics, result.get("groups"))
+        if problems:
+            # A value outside what the lab declares is the grader's fault (or a box lying): never a leaderboard entry.
+            log.error("evaluation %s: metrics out of range: %s", evaluation.pk, problems[:5])
+            return Verdict(
+                EvaluationStatus.ERROR,
+                {
+                    **base,
+                    "staff_log": sanitise(
+                        f"{staff_log}\n--- metrics refused ---\n" + "\n".join(problems[:20]), STAFF_LOG_BYTES
+                    ),
+                    "error_code": "bad_metrics",
+                    "error_message": "The grader reported metrics outside their declared ranges (the staff have the details).",
+                },
+                retry=True,
+            )
 
         def pick(split, metric):
             value = metrics.get(split, {}).get(metric)

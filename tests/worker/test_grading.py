@@ -114,7 +114,7 @@ def _valid_result(lab, **changes):
     "payload, reason",
     [
         ("x" * (grading.RESULT_MAX_BYTES + 10), "larger than"),
-        ("{not json", "refused"),
+        ("{not json", "Expecting property name"),
         (json.dumps({"schema": 1, "lab": "music"}), "schema"),
         ("NaN-marker", "non-finite"),
     ],
@@ -126,20 +126,55 @@ def test_a_bad_result_json_is_a_platform_error_never_a_score(graded_lab, submiss
     verdict = grading.judge_outcome(graded_lab, submission.evaluations.get(), _outcome(0), tmp_path / "out", tmp_path)
     assert verdict.status == "error" and verdict.retry
     assert verdict.fields["error_code"] == "bad_result"
-    assert reason in verdict.fields["error_message"]
+    # The reason is for the staff; what the box wrote is never echoed into the message anyone sees first.
+    assert reason in verdict.fields["staff_log"]
+    assert verdict.fields["error_message"] == "The grader's result was refused (the staff have the details)."
     assert "public_score" not in verdict.fields
 
 
 def test_a_result_for_another_dataset_is_refused(graded_lab, submission, tmp_path):
     _write(tmp_path / "out", json.dumps(_valid_result(graded_lab, dataset={"name": "x", "hash": "0" * 64})))
     verdict = grading.judge_outcome(graded_lab, submission.evaluations.get(), _outcome(0), tmp_path / "out", tmp_path)
-    assert verdict.status == "error" and "another dataset" in verdict.fields["error_message"]
+    assert verdict.status == "error" and "another dataset" in verdict.fields["staff_log"]
 
 
-def test_timeout_and_out_of_memory_are_platform_faults_retried(graded_lab, submission, tmp_path):
+@pytest.mark.parametrize(
+    "metrics, problem",
+    [
+        ({"public": {"bpc": -1.0, "validity": 0.5, "novelty": 0.5}, "private": {"bpc": 3.1}}, "public.bpc"),
+        ({"public": {"bpc": 3.0, "validity": 7.0}, "private": {"bpc": 3.1}}, "public.validity"),
+        ({"public": {"bpc": 3.0, "leaked": 0.5}, "private": {"bpc": 3.1}}, "leaked"),
+    ],
+)
+def test_a_metric_outside_its_declared_range_is_a_grader_fault_never_a_score(
+    graded_lab, submission, tmp_path, metrics, problem
+):
+    _write(tmp_path / "out", json.dumps(_valid_result(graded_lab, metrics=metrics)))
+    verdict = grading.judge_outcome(graded_lab, submission.evaluations.get(), _outcome(0), tmp_path / "out", tmp_path)
+    assert (verdict.status, verdict.retry, verdict.fields["error_code"]) == ("error", True, "bad_metrics")
+    assert problem in verdict.fields["staff_log"]
+    assert "public_score" not in verdict.fields
+
+
+def test_a_bounded_artifact_past_the_labs_time_or_memory_is_the_labs_fault_and_the_staff_are_told(
+    graded_lab, submission, tmp_path, course, ta
+):
+    from django.core.cache import cache
+
+    cache.clear()
+    evaluation = submission.evaluations.get()
     for outcome, code in ((_outcome(None, timed_out=True), "timeout"), (_outcome(137, oom=True), "out_of_memory")):
-        verdict = grading.judge_outcome(graded_lab, submission.evaluations.get(), outcome, tmp_path / "out", tmp_path)
+        evaluation.attempt = 1
+        verdict = grading.judge_outcome(graded_lab, evaluation, outcome, tmp_path / "out", tmp_path)
         assert (verdict.status, verdict.retry, verdict.fields["error_code"]) == ("error", True, code)
+        assert "does not count against your submissions" in verdict.fields["error_message"]
+        evaluation.attempt = 2  # the confirming retry ran out too: final, still not hers
+        verdict = grading.judge_outcome(graded_lab, evaluation, outcome, tmp_path / "out", tmp_path)
+        assert (verdict.status, verdict.retry) == ("error", False)
+    alerts = [m for m in mail.outbox if "ran out of" in m.subject]
+    assert len(alerts) == 1, "one alert per lab an hour, however many evaluations"
+    assert ta.user.email in alerts[0].to
+    cache.clear()
 
 
 def test_platform_fault_goes_back_to_the_queue_until_attempts_run_out(submission, settings):

@@ -191,6 +191,123 @@ def test_host_environment_secrets_are_not_visible(sandbox, monkeypatch):
     assert env["PYTHONPATH"] == "/opt/grader"
 
 
+PROC_DUMP = """
+    import glob, json
+    seen = {}
+    for proc in glob.glob("/proc/[0-9]*"):
+        for name in ("environ", "cmdline"):
+            try:
+                seen[f"{proc}/{name}"] = open(f"{proc}/{name}", "rb").read().decode("utf-8", "replace")
+            except OSError as exc:
+                seen[f"{proc}/{name}"] = f"unreadable: {exc}"
+    print(json.dumps(seen))
+"""
+
+
+def test_no_process_in_the_box_init_included_sees_the_workers_environment_or_settings(sandbox, monkeypatch, job):
+    canary = f"canary-{uuid.uuid4().hex}"
+    monkeypatch.setenv("SECRET_KEY", canary)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", canary)
+    outcome = sandbox.run(py(PROC_DUMP), mounts_for(job), SMALL)
+
+    seen = json.loads(outcome.stdout_tail)
+    assert "/proc/1/environ" in seen and "/proc/1/cmdline" in seen, "bwrap's init is visible as PID 1"
+    assert not any(text.startswith("unreadable") for text in seen.values())
+    assert all(canary not in text for text in seen.values())
+    # No host path of the job reaches a command line: bwrap's options came through a file descriptor.
+    assert all(str(job) not in text for text in seen.values())
+    assert "--args" in seen["/proc/1/cmdline"]
+
+
+def test_files_written_in_the_box_belong_to_the_sandbox_user_and_come_out_as_plain_worker_files(sandbox, job):
+    from worker.sandbox.account import sandbox_user
+
+    code = """
+        import os, stat
+        open('/job/out/tool', 'w').write('#!/bin/sh')
+        os.chmod('/job/out/tool', 0o4755)
+        st = os.stat('/job/out/tool')
+        print(bool(st.st_mode & stat.S_ISUID))
+    """
+    outcome = sandbox.run(py(code), mounts_for(job), SMALL)
+
+    assert outcome.exit_code == 0, outcome.stderr_tail
+    assert outcome.stdout_tail == "True\n", "inside, the box could set the bit on its own file"
+    report = outcome.details["output"][str(job / "mine" / "out")]
+    assert report["files"] == ["tool"]
+    assert report["owners"] == [sandbox_user().uid] != [0], "on the host the box's files were never root's"
+    copied = (job / "mine" / "out" / "tool").stat()
+    assert copied.st_uid == os.getuid() and not copied.st_mode & 0o7000
+
+
+def test_every_mount_in_the_box_is_nosuid_and_nodev(sandbox, job):
+    code = """
+        for line in open('/proc/self/mountinfo'):
+            fields = line.split()
+            print(fields[4], fields[5])
+    """
+    outcome = sandbox.run(py(code), mounts_for(job), SMALL)
+
+    mounts = dict(line.split() for line in outcome.stdout_tail.splitlines())
+    for target in ("/job/submission", "/job/data", "/job/out", "/opt/grader/grader", "/tmp", "/usr"):
+        options = mounts[target].split(",")
+        assert "nosuid" in options and "nodev" in options, (target, options)
+    assert "ro" in mounts["/job/submission"].split(",") and "rw" in mounts["/job/out"].split(",")
+
+
+def test_the_seccomp_filter_refuses_namespaces_ptrace_and_keyrings_while_python_runs(sandbox):
+    code = """
+        import ctypes, errno
+        libc = ctypes.CDLL(None, use_errno=True)
+        results = {}
+        for name, call in [
+            ("unshare", lambda: libc.unshare(0x00020000)),
+            ("ptrace", lambda: libc.ptrace(16, 1, 0, 0)),
+            ("keyctl", lambda: libc.syscall(250, 0, 0, 0, 0)),
+            ("bpf", lambda: libc.syscall(321, 0, 0, 0)),
+            ("mount", lambda: libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)),
+        ]:
+            ctypes.set_errno(0)
+            rc = call()
+            results[name] = errno.errorcode.get(ctypes.get_errno(), "ok") if rc != 0 else "ok"
+        print(open('/proc/self/status').read().split('Seccomp:')[1].split()[0], sorted(results.items()))
+    """
+    outcome = sandbox.run(py(code), [], SMALL)
+
+    assert outcome.exit_code == 0, outcome.stderr_tail
+    mode, refused = outcome.stdout_tail.split(" ", 1)
+    assert mode == "2", "a seccomp filter is installed"
+    assert refused.strip() == str(
+        [("bpf", "EPERM"), ("keyctl", "EPERM"), ("mount", "EPERM"), ("ptrace", "EPERM"), ("unshare", "EPERM")]
+    )
+
+
+def test_the_output_is_a_tmpfs_bounded_in_bytes_and_in_files(sandbox, job):
+    code = """
+        import os
+        try:
+            with open('/job/out/fill', 'wb') as fh:
+                for _ in range(64):
+                    fh.write(b'x' * 1024 * 1024)
+        except OSError as exc:
+            print('bytes stopped', exc.errno)
+        os.remove('/job/out/fill')
+        made = 0
+        try:
+            for i in range(100_000):
+                open(f'/job/out/f{i}', 'w').close()
+                made += 1
+        except OSError as exc:
+            print('files stopped', exc.errno, made < 1000)
+    """
+    limits = Limits(wall_seconds=60, memory_bytes=512 * 1024**2, pids=32, output_bytes=4 * 1024**2, output_files=500)
+    outcome = sandbox.run(py(code), mounts_for(job), limits)
+
+    assert outcome.stdout_tail == "bytes stopped 28\nfiles stopped 28 True\n"  # ENOSPC both times
+    copied = list((job / "mine" / "out").iterdir())
+    assert 0 < len(copied) <= 64, "at most the cap of files is copied out"
+
+
 def test_the_process_runs_as_an_unprivileged_user_without_capabilities(sandbox):
     code = """
         import os

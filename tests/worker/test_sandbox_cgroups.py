@@ -25,7 +25,7 @@ def test_v2_cgroup_gets_memory_and_pids_limits_under_a_delegated_parent(tmp_path
     (parent / "cgroup.controllers").write_text("memory pids\n")
     (parent / "cgroup.subtree_control").write_text("")
 
-    group = Cgroup.create(Limits(memory_bytes=3 * 1024**2, pids=17, cpus=1.5), root=root)
+    group = Cgroup.create(Limits(memory_bytes=3 * 1024**2, pids=17), root=root)
 
     (run_dir,) = group.dirs.values()
     assert group.version == 2 and run_dir.parent == parent
@@ -37,6 +37,17 @@ def test_v2_cgroup_gets_memory_and_pids_limits_under_a_delegated_parent(tmp_path
     assert group.oom_killed() is False
     (run_dir / "memory.events").write_text("low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n")
     assert group.oom_killed() is True
+
+
+def test_a_cpu_quota_that_cannot_be_set_makes_the_sandbox_unavailable(tmp_path):
+    root = fake_v2_root(tmp_path)
+    parent = root / "grader-sandbox"
+    parent.mkdir()
+    (parent / "cgroup.controllers").write_text("memory pids\n")
+    (parent / "cgroup.subtree_control").write_text("")
+
+    with pytest.raises(SandboxUnavailable, match="CPU quota"):
+        Cgroup.create(Limits(memory_bytes=3 * 1024**2, pids=17, cpus=1.5), root=root)
 
 
 def test_a_machine_without_memory_and_pids_controllers_has_no_sandbox(tmp_path):

@@ -26,7 +26,11 @@ class SandboxError(RuntimeError):
 
 @dataclass(frozen=True)
 class Mount:
-    """A host folder or file made visible inside the sandbox at ``target``; read-only unless ``writable``."""
+    """A host folder or file made visible inside the sandbox at ``target``; read-only unless ``writable``.
+
+    A writable mount is the box's output: inside, a fresh bounded tmpfs; after the run its regular files (and
+    nothing else) are copied into ``source``, an empty host folder the box never sees directly.
+    """
 
     source: Path
     target: str
@@ -45,12 +49,19 @@ class Limits:
     cpus: float | None = None
     gpu: bool | int | str = False
     tmp_bytes: int = 512 * 1024**2
+    # The writable output is a tmpfs of its own: bounded in bytes and in files (inodes) while the box runs.
+    output_bytes: int = 64 * 1024**2
+    output_files: int = 256
+    # The output files taken out after the run (None: any regular file, up to a cap); the rest is deleted.
+    output_names: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if self.wall_seconds <= 0 or self.memory_bytes <= 0 or self.pids <= 0:
             raise ValueError("wall_seconds, memory_bytes and pids must be positive")
         if self.file_size_bytes <= 0 or self.nofile <= 0 or self.tmp_bytes <= 0:
             raise ValueError("file_size_bytes, nofile and tmp_bytes must be positive")
+        if self.output_bytes <= 0 or self.output_files <= 0:
+            raise ValueError("output_bytes and output_files must be positive")
         if self.cpus is not None and self.cpus <= 0:
             raise ValueError("cpus must be positive when given")
 

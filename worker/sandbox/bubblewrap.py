@@ -1,11 +1,21 @@
-"""Sandbox backend on bubblewrap and cgroups, for development, CI and single machines without Docker."""
+"""Sandbox backend on bubblewrap and cgroups, for development, CI and single machines without Docker.
+
+How a box starts, and why each step is there:
+- bwrap runs as the dedicated sandbox user (never host root), started with an environment built from nothing:
+  bwrap's init (PID 1 in the box) keeps the environment it was started with, so that must hold no secret;
+- its arguments come through ``--args FD`` (a memfd), so ``/proc/1/cmdline`` shows no host path or setting;
+- an exec shim (``sh``) waits on stdin for the worker's ``go`` line: meanwhile the worker, as root, moves it into
+  the run's cgroup, so bwrap and everything under it are bounded from their first instruction (no preexec_fn);
+- a seccomp filter (``--seccomp FD``) refuses what grading never needs;
+- what the box reads is bind-mounted read-only under a staging root only its group traverses; its output is a
+  bounded tmpfs whose regular files are copied out after the run (``worker.sandbox.output``).
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -14,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+from worker.sandbox.account import DEFAULT_USER, SandboxUser, sandbox_user
 from worker.sandbox.base import (
     TAIL_BYTES,
     Limits,
@@ -28,15 +39,32 @@ from worker.sandbox.base import (
     check_mounts,
 )
 from worker.sandbox.cgroups import CGROUP_ROOT, Cgroup
+from worker.sandbox.output import OutputCaps, collect
+from worker.sandbox.seccomp import SeccompUnavailable, bpf_fd
+from worker.sandbox.staging import Staging
 
 log = logging.getLogger(__name__)
 
-SANDBOX_UID = 65534
+# The uid and gid the box's processes see for themselves (the host sees the sandbox user's).
+BOX_UID = 65534
 GRADER_TARGET = "/opt/grader"
+STAGING_ROOT = Path("/run/grader-sandbox")
 # The system files the dynamic loader and Python need, and nothing else of the host's /etc.
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "mime.types")
+SYSTEM_TOPS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # The cap on how long a job's stdin write may block: a job that does not read its stdin is not waited for.
 STDIN_WRITE_SECONDS = 10.0
+# The shim: it lowers its own resource limits (soft and hard; bwrap and the box inherit them), then waits until
+# the worker has put it into the run's cgroup and said so on stdin. Its arguments: bwrap, the args fd, the command.
+SHIM = (
+    "ulimit -c 0 && ulimit -f {fsize_blocks} && ulimit -n {nofile} && "
+    'IFS= read -r go && [ "$go" = go ] && fd=$1 && shift && exec "$0" --args "$fd" -- "$@"; exit 125'
+)
+
+
+def shim_script(limits: Limits) -> str:
+    # sh counts file sizes in blocks of 512 bytes.
+    return SHIM.format(fsize_blocks=max(1, limits.file_size_bytes // 512), nofile=int(limits.nofile))
 
 
 def _default_grader_dir() -> Path:
@@ -46,11 +74,15 @@ def _default_grader_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def _under_system_tops(path: str) -> bool:
+    return any(path == f"/{top}" or path.startswith(f"/{top}/") for top in SYSTEM_TOPS)
+
+
 class BubblewrapSandbox(Sandbox):
-    """Runs each command in a fresh bubblewrap box inside a fresh cgroup.
+    """Runs each command in a fresh bubblewrap box inside a fresh cgroup, as the sandbox user.
 
     Only the Python runtime (``python_roots``), the system libraries, the grader package and the job's own
-    mounts are visible, all read-only except writable job mounts and a small /tmp.
+    mounts are visible, all read-only except the output tmpfs and a small /tmp.
     """
 
     name = "bubblewrap"
@@ -64,6 +96,8 @@ class BubblewrapSandbox(Sandbox):
         grader_dir: str | Path | None = None,
         cgroup_root: str | Path = CGROUP_ROOT,
         cgroup_parent: str = "grader-sandbox",
+        staging_root: str | Path = STAGING_ROOT,
+        user: str = DEFAULT_USER,
         env: dict[str, str] | None = None,
         tail_bytes: int = TAIL_BYTES,
     ):
@@ -71,19 +105,26 @@ class BubblewrapSandbox(Sandbox):
         if found is None:
             raise SandboxUnavailable(f"bubblewrap ({bwrap}) is not installed")
         self.bwrap = found
+        self.shell = shutil.which("sh", path="/usr/bin:/bin") or "/bin/sh"
         self.python = python or sys.executable
         roots = python_roots or [sys.prefix, sys.base_prefix]
         self.python_roots = list(dict.fromkeys(str(Path(r).absolute()) for r in roots))
         self.grader_dir = Path(grader_dir) if grader_dir else _default_grader_dir()
         self.cgroup_root = Path(cgroup_root)
         self.cgroup_parent = cgroup_parent
+        self.staging_root = Path(staging_root)
+        self.user_name = user
         self.extra_env = dict(env or {})
         self.tail_bytes = tail_bytes
+
+    @property
+    def user(self) -> SandboxUser:
+        return sandbox_user(self.user_name)
 
     # -- building the box
 
     def environment(self, limits: Limits) -> dict[str, str]:
-        """The whole environment of the boxed process, built from nothing so no host secret leaks in."""
+        """The whole environment of every process in the box, bwrap's init included: built from nothing."""
         env = base_environment(limits)
         env["PATH"] = f"{Path(self.python).parent}:/usr/local/bin:/usr/bin:/bin"
         env["PYTHONPATH"] = GRADER_TARGET
@@ -92,9 +133,9 @@ class BubblewrapSandbox(Sandbox):
         env.update(self.extra_env)
         return env
 
-    def _runtime_args(self) -> list[str]:
+    def _system_args(self) -> list[str]:
         args: list[str] = []
-        for top in ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        for top in SYSTEM_TOPS:
             host = Path("/") / top
             if host.is_symlink():
                 args += ["--symlink", os.readlink(host), f"/{top}"]
@@ -103,10 +144,6 @@ class BubblewrapSandbox(Sandbox):
         for name in ETC_FILES:
             if (Path("/etc") / name).exists():
                 args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-        for root in self.python_roots:
-            if not root.startswith(("/usr/", "/lib")):
-                args += ["--ro-bind", root, root]
-        args += ["--ro-bind", str(self.grader_dir.resolve()), f"{GRADER_TARGET}/grader"]
         return args
 
     def _gpu_args(self, limits: Limits) -> list[str]:
@@ -125,16 +162,23 @@ class BubblewrapSandbox(Sandbox):
             args += ["--dev-bind", f"/dev/{card}", f"/dev/{card}"]
         return args
 
-    def command_line(self, command: list[str], mounts: list[Mount], limits: Limits) -> list[str]:
-        """The bwrap argument list for one run (exposed so tests and operators can read what is confined)."""
+    def checked_mounts(self, mounts: list[Mount]) -> list[Mount]:
+        reserved = tuple(self.python_roots) + (GRADER_TARGET,)
+        return check_mounts(mounts, extra_reserved=reserved)
+
+    def boxed_command(self, command: list[str]) -> list[str]:
         if not command:
             raise SandboxError("empty command")
         if command[0] == "python":
-            command = [self.python, *command[1:]]
-        reserved = tuple(self.python_roots) + (GRADER_TARGET,)
-        mounts = check_mounts(mounts, extra_reserved=reserved)
+            return [self.python, *command[1:]]
+        return list(command)
+
+    def options(self, mounts: list[Mount], limits: Limits, *, staged: dict[str, Path], seccomp_fd: int) -> list[str]:
+        """bwrap's options for one run: they travel through ``--args FD``, never on a command line.
+
+        ``staged`` maps each mount target (and each runtime path) to the staging path the box's user can reach.
+        """
         args = [
-            self.bwrap,
             "--unshare-all",
             "--unshare-user",
             "--disable-userns",
@@ -143,9 +187,9 @@ class BubblewrapSandbox(Sandbox):
             "--cap-drop",
             "ALL",
             "--uid",
-            str(SANDBOX_UID),
+            str(BOX_UID),
             "--gid",
-            str(SANDBOX_UID),
+            str(BOX_UID),
             "--hostname",
             "sandbox",
             "--proc",
@@ -158,16 +202,18 @@ class BubblewrapSandbox(Sandbox):
             str(limits.tmp_bytes),
             "--tmpfs",
             "/tmp",  # noqa: S108 - a private tmpfs inside the box
-            *self._runtime_args(),
-            *self._gpu_args(limits),
+            *self._system_args(),
         ]
+        for root in self.python_roots:
+            if not _under_system_tops(root):
+                args += ["--ro-bind", str(staged[root]), root]
+        args += ["--ro-bind", str(staged[GRADER_TARGET]), f"{GRADER_TARGET}/grader"]
+        args += self._gpu_args(limits)
         for mount in mounts:
-            args += ["--bind" if mount.writable else "--ro-bind", str(mount.source), mount.target]
+            args += ["--bind" if mount.writable else "--ro-bind", str(staged[mount.target]), mount.target]
         # The box's own root is a tmpfs bwrap builds; once laid out it becomes read-only too.
-        args += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]  # noqa: S108
-        for key, value in self.environment(limits).items():
-            args += ["--setenv", key, value]
-        return [*args, "--", *command]
+        args += ["--remount-ro", "/", "--chdir", "/tmp", "--seccomp", str(seccomp_fd)]  # noqa: S108
+        return args
 
     # -- running it
 
@@ -179,54 +225,89 @@ class BubblewrapSandbox(Sandbox):
         return _BubblewrapProcess(self, command, mounts, limits, warm=True)
 
 
+def _memfd_with(data: bytes, name: str) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
 class _BubblewrapProcess(RunningSandbox):
-    """One bwrap process tree in its own cgroup; used directly by ``run`` and handed out by ``start``."""
+    """One bwrap process tree in its own cgroup and staging area; used by ``run`` and handed out by ``start``."""
 
     def __init__(self, sandbox: BubblewrapSandbox, command, mounts, limits: Limits, *, warm: bool):
         self.limits = limits
-        argv = sandbox.command_line(command, mounts, limits)
-        self.cgroup = Cgroup.create(limits, root=sandbox.cgroup_root, parent=sandbox.cgroup_parent)
         self._finished: Outcome | None = None
         self._lock = threading.Lock()
-        entry_fds: list[int] = []
+        self._outputs: list[tuple[Path, Path]] = []
+        user = sandbox.user
+        command = sandbox.boxed_command(command)
+        mounts = sandbox.checked_mounts(mounts)
+        self.staging = Staging(sandbox.staging_root, user)
+        self.cgroup: Cgroup | None = None
+        fds: list[int] = []
         out_r = out_w = err_r = err_w = -1
         try:
-            entry_fds = self.cgroup.open_for_entry()
+            staged: dict[str, Path] = {}
+            for root in sandbox.python_roots:
+                if not _under_system_tops(root):
+                    staged[root] = self.staging.bind_readonly(Path(root))
+            staged[GRADER_TARGET] = self.staging.bind_readonly(sandbox.grader_dir.resolve())
+            for mount in mounts:
+                if mount.writable:
+                    area = self.staging.output_tmpfs(size_bytes=limits.output_bytes, inodes=limits.output_files)
+                    self._outputs.append((area, mount.source))
+                    staged[mount.target] = area
+                else:
+                    staged[mount.target] = self.staging.bind_readonly(mount.source)
+            try:
+                seccomp_fd = bpf_fd()
+            except SeccompUnavailable as exc:
+                raise SandboxUnavailable(str(exc)) from exc
+            fds.append(seccomp_fd)
+            options = sandbox.options(mounts, limits, staged=staged, seccomp_fd=seccomp_fd)
+            args_fd = _memfd_with(b"".join(a.encode() + b"\0" for a in options), "bwrap-args")
+            fds.append(args_fd)
+            self.cgroup = Cgroup.create(limits, root=sandbox.cgroup_root, parent=sandbox.cgroup_parent)
+            self.cgroup.delegate(user.uid, user.gid)
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
-            pid_bytes_fds = list(entry_fds)
-            rlimits = [
-                (resource.RLIMIT_FSIZE, limits.file_size_bytes),
-                (resource.RLIMIT_NOFILE, limits.nofile),
-                (resource.RLIMIT_CORE, 0),
-            ]
-
-            def enter_limits() -> None:
-                # Runs between fork and exec: the cgroup is joined before bwrap exists, so nothing escapes it.
-                pid = str(os.getpid()).encode()
-                for fd in pid_bytes_fds:
-                    os.write(fd, pid)
-                for which, value in rlimits:
-                    resource.setrlimit(which, (value, value))
-
             self.started = time.monotonic()
             self.proc = subprocess.Popen(
-                argv,
+                [sandbox.shell, "-c", shim_script(limits), sandbox.bwrap, str(args_fd), *command],
                 stdin=subprocess.PIPE,
                 stdout=out_w,
                 stderr=err_w,
-                preexec_fn=enter_limits,  # noqa: PLW1509 - nothing else can join the cgroup before exec
+                env=sandbox.environment(limits),
+                user=user.uid,
+                group=user.gid,
+                extra_groups=[],
+                umask=0o077,
+                pass_fds=tuple(fds),
                 start_new_session=True,
                 close_fds=True,
+                cwd="/",
             )
+            try:
+                self.cgroup.enter(self.proc.pid)
+                self.proc.stdin.write(b"go\n")
+                self.proc.stdin.flush()
+            except BaseException:
+                self.proc.kill()
+                self.proc.wait()
+                raise
         except BaseException:
-            for fd in (out_r, out_w, err_r, err_w, *entry_fds):
+            for fd in (out_r, out_w, err_r, err_w, *fds):
                 if fd >= 0:
                     os.close(fd)
-            self.cgroup.kill_all()
-            self.cgroup.remove()
+            if self.cgroup is not None:
+                self.cgroup.kill_all()
+                self.cgroup.remove()
+            self.staging.close()
             raise
-        for fd in (out_w, err_w, *entry_fds):
+        for fd in (out_w, err_w, *fds):
             os.close(fd)
         self.stdout = OutputTail(out_r, limit=sandbox.tail_bytes, ready_marker=b"ready" if warm else None)
         self.stderr = OutputTail(err_r, limit=sandbox.tail_bytes)
@@ -250,6 +331,7 @@ class _BubblewrapProcess(RunningSandbox):
             if self._finished is not None:
                 raise SandboxError("this sandbox has already run its job")
             self.started = time.monotonic()
+            self._cpu_at_start = self.cgroup.cpu_seconds()
             writer = threading.Thread(target=self._feed, args=(stdin,), daemon=True)
             writer.start()
             timed_out = False
@@ -274,12 +356,13 @@ class _BubblewrapProcess(RunningSandbox):
             pass
 
     def _conclude(self, *, timed_out: bool) -> Outcome:
-        """Kill whatever is left (bwrap's group, then the whole cgroup), collect, and remove the cgroup."""
+        """Kill whatever is left (the cgroup), collect the output, detach the staging, remove the cgroup."""
         duration = time.monotonic() - self.started
         if self.proc.poll() is None:
             try:
+                # bwrap's session runs as the sandbox user; the worker, as root, may signal it.
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):
                 pass
         emptied = self.cgroup.kill_all()
         try:
@@ -293,9 +376,32 @@ class _BubblewrapProcess(RunningSandbox):
         self.stdout.join()
         self.stderr.join()
         oom = self.cgroup.oom_killed()
+        cpu_end = self.cgroup.cpu_seconds()
+        cpu_start = getattr(self, "_cpu_at_start", None)
         self.cgroup.remove()
         if not emptied:
             log.error("sandbox processes survived the kill; cgroup %s left in place", self.cgroup.dirs)
+        collected = {}
+        try:
+            for area, dest in self._outputs:
+                caps = OutputCaps(
+                    files=min(64, self.limits.output_files),
+                    file_bytes=self.limits.output_bytes,
+                    total_bytes=self.limits.output_bytes,
+                    names=self.limits.output_names,
+                )
+                report = collect(area, dest, caps)
+                collected[str(dest)] = {
+                    "files": report.files,
+                    "refused": report.refused,
+                    "bytes": report.bytes,
+                    "owners": sorted(report.owners),
+                }
+        except OSError as exc:
+            log.error("copying the box's output out failed: %s", exc)
+            collected["error"] = str(exc)
+        finally:
+            self.staging.close()
         self._finished = Outcome(
             exit_code=exit_code,
             timed_out=timed_out,
@@ -307,6 +413,9 @@ class _BubblewrapProcess(RunningSandbox):
                 "backend": "bubblewrap",
                 "cgroup_version": self.cgroup.version,
                 "cgroup": [str(d) for d in self.cgroup.dirs.values()],
+                "cpu_seconds": None if cpu_end is None else round(cpu_end - (cpu_start or 0.0), 3),
+                "cpu_seconds_total": cpu_end,
+                "output": collected,
             },
         )
         return self._finished

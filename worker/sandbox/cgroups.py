@@ -80,6 +80,8 @@ class Cgroup:
         controllers = list(V1_CONTROLLERS)
         if (root / "cpu" / "cpu.cfs_quota_us").is_file():
             controllers.append("cpu")
+        if (root / "cpuacct" / "cpuacct.usage").is_file() and not (root / "cpu" / "cpuacct.usage").is_file():
+            controllers.append("cpuacct")  # mounted apart from cpu: the run's CPU time is read there
         for controller in controllers:
             base = root / controller / parent
             base.mkdir(exist_ok=True)
@@ -105,7 +107,9 @@ class Cgroup:
             if (d / "memory.swap.max").exists():
                 _write(d / "memory.swap.max", "0")
             _write(d / "pids.max", str(limits.pids))
-            if limits.cpus is not None and (d / "cpu.max").exists():
+            if limits.cpus is not None:
+                if not (d / "cpu.max").exists():
+                    raise OSError(f"the cpu controller is not enabled for {d}, so no CPU quota can be set")
                 _write(d / "cpu.max", f"{int(limits.cpus * 100_000)} 100000")
             return
         mem = self.dirs["memory"]
@@ -116,17 +120,41 @@ class Cgroup:
             log.warning("swap accounting is off; the memory limit of %s does not cover swap", mem)
             _write(mem / "memory.swappiness", "0")
         _write(self.dirs["pids"] / "pids.max", str(limits.pids))
-        if limits.cpus is not None and "cpu" in self.dirs:
+        if limits.cpus is not None:
+            if "cpu" not in self.dirs:
+                raise OSError("the cpu controller is not mounted, so no CPU quota can be set")
             _write(self.dirs["cpu"] / "cpu.cfs_period_us", "100000")
             _write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(int(limits.cpus * 100_000)))
+
+    def delegate(self, uid: int, gid: int) -> None:
+        """Hand the run's cgroup to the box's user: its ``cgroup.procs`` (and folder) become that user's."""
+        for d in self.dirs.values():
+            os.chown(d, uid, gid)
+            for name in ("cgroup.procs", "tasks", "cgroup.threads"):
+                if (d / name).exists():
+                    os.chown(d / name, uid, gid)
+
+    def enter(self, pid: int) -> None:
+        """Move ``pid`` into every controller of this cgroup (the worker does it, as root, before the box runs)."""
+        for procs in self.procs_files():
+            _write(procs, str(pid))
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used by everything that ran in this cgroup so far; None where no controller counts it."""
+        try:
+            if self.version == 2:
+                return _read_counter(self.dirs["unified"] / "cpu.stat", "usage_usec") / 1e6
+            for controller in ("cpuacct", "cpu"):
+                usage = self.dirs.get(controller)
+                if usage is not None and (usage / "cpuacct.usage").is_file():
+                    return int((usage / "cpuacct.usage").read_text()) / 1e9
+        except (OSError, ValueError):
+            pass
+        return None
 
     def procs_files(self) -> list[Path]:
         """The files a process writes its pid to in order to enter every controller of this cgroup."""
         return [d / "cgroup.procs" for d in self.dirs.values()]
-
-    def open_for_entry(self) -> list[int]:
-        """File descriptors the child writes its pid into between fork and exec (nothing to allocate)."""
-        return [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in self.procs_files()]
 
     def oom_killed(self) -> bool:
         """Whether the kernel killed a process of this cgroup for exceeding its memory limit."""
