@@ -1,5 +1,7 @@
-"""The one place that says when a student's work is due and whether a submission at a given moment counts."""
+"""The one place that says when a student's work is due, whether a submission at a given moment counts, and
+when nobody can still change what a deadline closes (the moment private scores may be released)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,14 +12,80 @@ def active_extension(*, deadline: Deadline, member: Membership) -> Extension | N
     return deadline.extensions.filter(member=member, revoked_at__isnull=True).first()
 
 
+def due_with(deadline: Deadline, extension: Extension | None) -> datetime:
+    """Her deadline given her active extension (already fetched): the later of the two."""
+    due = deadline.course_due_at
+    if extension is not None and extension.revoked_at is None and extension.until > due:
+        due = extension.until
+    return due
+
+
 def effective_deadline(*, deadline: Deadline, member: Membership | None) -> datetime:
     """The latest of the original deadline, a course-wide extension and her own extension."""
-    due = deadline.course_due_at
-    if member is not None:
-        extension = active_extension(deadline=deadline, member=member)
-        if extension and extension.until > due:
-            due = extension.until
-    return due
+    extension = active_extension(deadline=deadline, member=member) if member is not None else None
+    return due_with(deadline, extension)
+
+
+def last_on_time(deadline: Deadline, *, extensions: list[Extension] | None = None) -> datetime:
+    """The last arrival anyone of the course can still make on time: the latest effective deadline, plus grace.
+
+    ``extensions`` stands in for the stored active ones, to ask what a change would do before it is made.
+    """
+    if extensions is None:
+        extensions = list(deadline.extensions.filter(revoked_at__isnull=True))
+    latest = deadline.course_due_at
+    for extension in extensions:
+        if extension.revoked_at is None:
+            latest = max(latest, extension.until)
+    return latest + timedelta(minutes=deadline.grace_minutes)
+
+
+def accepts_late(deadline: Deadline) -> bool:
+    """Whether work after the last on-time moment is still taken (flagged as late)."""
+    return deadline.late_policy == Deadline.LatePolicy.FLAG
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Whether what a deadline closes can no longer change: nobody can still submit on time, and late work either
+    is refused or cannot move a frozen board."""
+
+    settled: bool
+    reason: str = ""
+
+
+def settled(*, deadline: Deadline, at: datetime, frozen: bool, extensions: list[Extension] | None = None) -> Settled:
+    last = last_on_time(deadline, extensions=extensions)
+    if at <= last:
+        return Settled(
+            False,
+            f"students can still submit on time until {format_course_time(last, deadline.course)} "
+            "(extensions and grace minutes included)",
+        )
+    if accepts_late(deadline) and not frozen:
+        return Settled(False, "late work is still accepted, so freeze the leaderboard first")
+    return Settled(True)
+
+
+# Feature apps register here what a deadline change must not undo (labs: a lab whose private scores are out).
+# Each check gets the deadline as it would be after the change and the active extensions it would have, and returns
+# the reason to refuse, or "" to allow it.
+ReopenCheck = Callable[..., str]
+_reopen_checks: list[ReopenCheck] = []
+
+
+def register_reopen_check(check: ReopenCheck) -> None:
+    if check not in _reopen_checks:
+        _reopen_checks.append(check)
+
+
+def reopen_refusal(*, deadline: Deadline, extensions: list[Extension], at: datetime) -> str:
+    """Why a change that gives ``deadline`` these values and ``extensions`` may not be made now ("" if it may)."""
+    for check in _reopen_checks:
+        reason = check(deadline=deadline, extensions=extensions, at=at)
+        if reason:
+            return reason
+    return ""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from courses.deadlines import due_with
 from courses.models import Course, Deadline, Extension, Membership
 
 
@@ -29,8 +30,5 @@ def deadlines_for(*, course: Course, member: Membership | None) -> list[Deadline
     views = []
     for deadline in deadlines:
         extension = extensions.get(deadline.id)
-        effective = deadline.course_due_at
-        if extension and extension.until > effective:
-            effective = extension.until
-        views.append(DeadlineView(deadline, effective, extension))
+        views.append(DeadlineView(deadline, due_with(deadline, extension), extension))
     return views

@@ -14,7 +14,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from courses import audit
-from courses.deadlines import active_extension, format_course_time
+from courses.deadlines import active_extension, format_course_time, reopen_refusal
 from courses.models import Course, Deadline, Extension, Membership, Role
 
 User = get_user_model()
@@ -51,10 +51,17 @@ def update_deadline(
             f"({format_course_time(due_at, deadline.course)})."
         )
     before = _deadline_state(deadline)
+    Deadline.objects.select_for_update().filter(pk=deadline.pk).first()  # one change of a deadline at a time
     deadline.due_at = due_at
     deadline.extended_until = extended_until
     deadline.late_policy = late_policy
     deadline.grace_minutes = grace_minutes
+    refusal = reopen_refusal(
+        deadline=deadline, extensions=list(deadline.extensions.filter(revoked_at__isnull=True)), at=timezone.now()
+    )
+    if refusal:
+        deadline.refresh_from_db()
+        raise ValidationError(f"This change is refused: {refusal}.")
     if title:
         deadline.title = title
     deadline.save()
@@ -86,6 +93,14 @@ def grant_extension(*, deadline: Deadline, member: Membership, until: datetime, 
     # Lock the member row so that two TAs granting at once cannot both pass the "one active" rule.
     Membership.objects.select_for_update().get(pk=member.pk)
     previous = active_extension(deadline=deadline, member=member)
+    others = [e for e in deadline.extensions.filter(revoked_at__isnull=True) if e.member_id != member.pk]
+    refusal = reopen_refusal(
+        deadline=deadline,
+        extensions=[*others, Extension(deadline=deadline, member=member, until=until)],
+        at=timezone.now(),
+    )
+    if refusal:
+        raise ValidationError(f"This extension is refused: {refusal}.")
     if previous:
         previous.revoked_at = timezone.now()
         previous.revoked_by = actor

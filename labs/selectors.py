@@ -83,11 +83,12 @@ def private_visible_to(lab: Lab, member: Membership | None) -> bool:
     return lab.private_released_at is not None or bool(member and member.is_staff_role)
 
 
-def leaderboard_for(*, lab: Lab, split: str, viewer: Membership | None) -> Leaderboard:
+def leaderboard_for(*, lab: Lab, split: str, viewer: Membership | None, include_late: bool = True) -> Leaderboard:
     """Ranking: primary metric, then the tie-break metric, then the earliest received_at.
 
     Each student's entry is her submission marked final, else her best by public score. Private scores are
-    shown only once released (staff see them before, to check).
+    shown only once released (staff see them before, to check). ``include_late=False`` (prizes, unless a prize
+    says otherwise) leaves out work the deadline rule judged late at arrival.
     """
     private_ok = private_visible_to(lab, viewer)
     if split == "private" and not private_ok:
@@ -98,6 +99,8 @@ def leaderboard_for(*, lab: Lab, split: str, viewer: Membership | None) -> Leade
     baselines = []
     for evaluation in results.values():
         submission = evaluation.submission
+        if submission.late and not include_late:
+            continue
         if submission.baseline_label:
             baselines.append(evaluation)
             continue

@@ -12,7 +12,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from courses import audit
-from courses.deadlines import format_course_time, judge_timing
+from courses.deadlines import format_course_time, judge_timing, settled
 from courses.models import Membership, Role
 from labs.intake import Artifact
 from labs.models import ACTIVE_STATES, ApiToken, Evaluation, EvaluationStatus, Lab, Submission
@@ -232,23 +232,26 @@ def regrade_lab(*, lab: Lab, actor, reason: str) -> int:
     return len(created)
 
 
-def last_effective_deadline(lab: Lab) -> datetime:
-    """The latest deadline any student of the course has for this lab, extensions included."""
-    latest = lab.deadline.course_due_at
-    for extension in lab.deadline.extensions.filter(revoked_at__isnull=True):
-        latest = max(latest, extension.until)
-    return latest
+def release_refusal(lab: Lab, *, at: datetime, frozen: bool | None = None, extensions=None, deadline=None) -> str:
+    """Why private scores of ``lab`` may not be out at ``at`` ("" when they may): the one deadline rule decides."""
+    state = settled(
+        deadline=deadline or lab.deadline,
+        at=at,
+        frozen=(lab.frozen_at is not None) if frozen is None else frozen,
+        extensions=extensions,
+    )
+    return state.reason
 
 
 @transaction.atomic
 def release_private(*, lab: Lab, actor, at: datetime | None = None) -> Lab:
     at = at or timezone.now()
-    last = last_effective_deadline(lab)
-    if at <= last:
-        raise ValidationError(
-            f"Private scores can be released only after the last effective deadline ({format_course_time(last, lab.course)}),"
-            " extensions included."
-        )
+    lab = Lab.objects.select_for_update().select_related("deadline__course").get(pk=lab.pk)
+    if lab.private_released_at is not None:
+        raise ValidationError("The private scores of this lab are already released.")
+    reason = release_refusal(lab, at=at)
+    if reason:
+        raise ValidationError(f"Private scores can be released only once nobody can change the ranking: {reason}.")
     lab.private_released_at = at
     lab.save(update_fields=["private_released_at"])
     audit.record(
@@ -258,7 +261,48 @@ def release_private(*, lab: Lab, actor, at: datetime | None = None) -> Lab:
 
 
 @transaction.atomic
+def withdraw_release(*, lab: Lab, actor, reason: str) -> Lab:
+    """Hide the private scores again (e.g. to grant a late accommodation); audited, with the reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("Say why the release is withdrawn: it is written to the audit log.")
+    lab = Lab.objects.select_for_update().get(pk=lab.pk)
+    if lab.private_released_at is None:
+        raise ValidationError("The private scores of this lab are not released.")
+    before = lab.private_released_at
+    lab.private_released_at = None
+    lab.save(update_fields=["private_released_at"])
+    audit.record(
+        course=lab.course,
+        actor=actor,
+        action="leaderboard.withdraw_release",
+        target=lab.slug,
+        before={"released_at": before.isoformat()},
+        after={"released": False},
+        reason=reason[:300],
+    )
+    return lab
+
+
+def released_labs_refuse_reopening(*, deadline, extensions, at) -> str:
+    """The reopen check labs register with the deadline rule: a released lab's deadline may not reopen."""
+    for lab in Lab.objects.filter(deadline_id=deadline.pk, private_released_at__isnull=False):
+        if release_refusal(lab, at=at, extensions=extensions, deadline=deadline):
+            return (
+                f"the private scores of {lab.title} are released, and this change would let students change its "
+                "ranking again; withdraw the release first (an audited action), then make the change"
+            )
+    return ""
+
+
+@transaction.atomic
 def set_frozen(*, lab: Lab, actor, frozen: bool) -> Lab:
+    lab.refresh_from_db(fields=["frozen_at", "private_released_at"])
+    Lab.objects.select_for_update().filter(pk=lab.pk).first()
+    if not frozen and lab.private_released_at is not None and release_refusal(lab, at=timezone.now(), frozen=False):
+        raise ValidationError(
+            "Late work is still accepted, so unfreezing would change the released ranking; withdraw the release first."
+        )
     before = lab.frozen_at
     lab.frozen_at = timezone.now() if frozen else None
     lab.save(update_fields=["frozen_at"])

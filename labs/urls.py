@@ -20,5 +20,6 @@ urlpatterns = [
     path("<slug:lab_slug>/submissions/<int:pk>/files/<str:name>", views.artifact_file, name="artifact_file"),
     path("<slug:lab_slug>/staff/regrade/", views.regrade, name="regrade"),
     path("<slug:lab_slug>/staff/release/", views.release, name="release"),
+    path("<slug:lab_slug>/staff/withdraw-release/", views.withdraw_release, name="withdraw_release"),
     path("<slug:lab_slug>/staff/freeze/", views.freeze, name="freeze"),
 ]

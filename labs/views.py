@@ -308,9 +308,27 @@ def release(request, lab_slug: str):
 
 @staff_view
 @require_POST
+def withdraw_release(request, lab_slug: str):
+    lab = _lab(request, lab_slug)
+    form = ReasonForm(request.POST)
+    try:
+        services.withdraw_release(
+            lab=lab, actor=request.user, reason=form.cleaned_data["reason"] if form.is_valid() else ""
+        )
+        messages.success(request, f"The release of {lab.title}'s private scores is withdrawn.")
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    return redirect("labs:leaderboard", course_slug=request.course.slug, lab_slug=lab.slug)
+
+
+@staff_view
+@require_POST
 def freeze(request, lab_slug: str):
     lab = _lab(request, lab_slug)
     frozen = request.POST.get("frozen") == "1"
-    services.set_frozen(lab=lab, actor=request.user, frozen=frozen)
-    messages.success(request, f"Leaderboard {'frozen' if frozen else 'unfrozen'}.")
+    try:
+        services.set_frozen(lab=lab, actor=request.user, frozen=frozen)
+        messages.success(request, f"Leaderboard {'frozen' if frozen else 'unfrozen'}.")
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
     return redirect("labs:leaderboard", course_slug=request.course.slug, lab_slug=lab.slug)

@@ -63,7 +63,17 @@ class PrizeForm(forms.ModelForm):
 
     class Meta:
         model = Prize
-        fields = ["title", "description", "sponsor", "places", "category", "lab", "round", "registered_only"]
+        fields = [
+            "title",
+            "description",
+            "sponsor",
+            "places",
+            "category",
+            "lab",
+            "round",
+            "registered_only",
+            "counts_late_work",
+        ]
 
     def __init__(self, *args, course, **kwargs):
         super().__init__(*args, **kwargs)

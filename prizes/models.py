@@ -236,6 +236,9 @@ class Prize(models.Model):
         help_text="Only students registered for credit may win. Empty: the default of the category "
         "(project groups: required; lab entries: anyone enrolled).",
     )
+    counts_late_work = models.BooleanField(
+        default=False, help_text="Lab prizes: rank late submissions too (by default only on-time work can win)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

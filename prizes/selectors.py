@@ -315,7 +315,7 @@ def _lab_candidates(prize: Prize) -> list[Candidate]:
     from labs.selectors import leaderboard_for
 
     staff_viewer = Membership(course=prize.course, role=Role.TA)
-    board = leaderboard_for(lab=prize.lab, split="private", viewer=staff_viewer)
+    board = leaderboard_for(lab=prize.lab, split="private", viewer=staff_viewer, include_late=prize.counts_late_work)
     members = {
         m.pk: m for m in Membership.objects.filter(pk__in=[r.member_id for r in board.rows]).select_related("user")
     }
