@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import json
-import resource
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderFault, Rejected
+from grader.limited_child import ChildLimits, run_limited
 
 MIB = 1024 * 1024
 MAX_FILE_BYTES = 256 * MIB
 MAX_INITIALIZER_BYTES = 256 * MIB
 CHECK_TIMEOUT_S = 60
-CHECK_MEMORY_BYTES = 3 * 1024 * MIB
+# Only the parse runs in the child (no CUDA, no torch), so an address-space cap is safe and cgroups are not needed.
+CHECK_LIMITS = ChildLimits(
+    cpu_seconds=CHECK_TIMEOUT_S, memory_bytes=3 * 1024 * MIB, file_size_bytes=0, wall_seconds=CHECK_TIMEOUT_S
+)
 DEFAULT_DOMAINS = ("", "ai.onnx")
 INPUT_SHAPE = (3, 64, 64)
 BATCH_SIZE = 128
-
-
-def _limit_child() -> None:  # pragma: no cover - runs in the child
-    # Only the parse runs here (no CUDA, no torch), so an address-space cap is safe and cgroups are not needed.
-    resource.setrlimit(resource.RLIMIT_AS, (CHECK_MEMORY_BYTES, CHECK_MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_CPU, (CHECK_TIMEOUT_S, CHECK_TIMEOUT_S))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def check_in_subprocess(path: Path, *, deep: bool = False) -> dict[str, Any]:
@@ -34,19 +29,10 @@ def check_in_subprocess(path: Path, *, deep: bool = False) -> dict[str, Any]:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise Rejected("onnx_too_large", f"model.onnx is {size} bytes; at most {MAX_FILE_BYTES}.")
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "grader.vision_onnx", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=CHECK_TIMEOUT_S,
-            cwd=Path(__file__).resolve().parents[1],  # so that -m finds this package
-            preexec_fn=_limit_child,  # noqa: PLW1509 - no threads are running the limits matter to
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
+    done = run_limited("grader.vision_onnx", [str(path)], limits=CHECK_LIMITS)
+    if done.timed_out:
         raise Rejected("onnx_check_timeout", f"Checking model.onnx took longer than {CHECK_TIMEOUT_S} s.")
-    lines = done.stdout.strip().splitlines()
+    lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
     try:
         verdict = json.loads(lines[-1])
     except (IndexError, ValueError):

@@ -8,8 +8,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import unicodedata
@@ -21,11 +19,14 @@ from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandl
 
 from grader.dataset import sha256_file
 from grader.errors import GraderFault, Rejected
+from grader.limited_child import ChildLimits, run_limited
 from grader.registry import get_lab
+from labs import unzip
 
 logger = logging.getLogger(__name__)
 
 UNZIP_SECONDS = 60
+UNZIP_MEMORY_BYTES = 512 * 1024 * 1024
 
 
 class IntakeError(Exception):
@@ -200,28 +201,23 @@ def _unzip(upload, directory: Path, required: set[str], max_bytes: int) -> None:
     with tempfile.TemporaryDirectory(prefix="zip-", dir=settings.FILE_UPLOAD_TEMP_DIR) as scratch:
         zip_path = Path(scratch) / "upload.zip"
         _store_upload(upload, zip_path)
-        try:
-            completed = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "labs.unzip",
-                    str(zip_path),
-                    str(directory),
-                    "--names",
-                    ",".join(sorted(required)),
-                    "--max-bytes",
-                    str(max_bytes),
-                ],
-                capture_output=True,
-                timeout=UNZIP_SECONDS,
-                cwd=settings.BASE_DIR,
-                env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(settings.BASE_DIR)},
-            )
-        except subprocess.TimeoutExpired:
+        done = run_limited(
+            "labs.unzip",
+            [str(zip_path), str(directory), "--names", ",".join(sorted(required)), "--max-bytes", str(max_bytes)],
+            limits=ChildLimits(
+                cpu_seconds=UNZIP_SECONDS,
+                memory_bytes=UNZIP_MEMORY_BYTES,
+                # It writes the files: no one larger than the lab's limit plus the chunk that finds it too large.
+                file_size_bytes=max_bytes + unzip.CHUNK,
+                wall_seconds=UNZIP_SECONDS,
+            ),
+            cwd=scratch,
+            pythonpath=[str(settings.BASE_DIR)],
+        )
+        if done.timed_out:
             raise IntakeError("The .zip took too long to unpack; send the files themselves instead.", code="bad_zip")
         try:
-            verdict = json.loads(completed.stdout.decode().strip().splitlines()[-1])
+            verdict = json.loads(done.stdout.decode().strip().splitlines()[-1])
         except (ValueError, IndexError):
             verdict = {"ok": False, "error": "the archive could not be unpacked within the limits"}
         if not verdict.get("ok"):

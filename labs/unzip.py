@@ -1,13 +1,13 @@
 """Unpacks an uploaded artifact .zip in a child process with time and memory limits (never in the web process).
 
-Run as ``python -m labs.unzip ZIP OUT_DIR --names a,b --max-bytes N``; prints one JSON line: {"ok": true} or
+Started by ``labs.intake`` through ``grader.limited_child``, which sets the limits before this module runs, as
+``python -m labs.unzip ZIP OUT_DIR --names a,b --max-bytes N``; prints one JSON line: {"ok": true} or
 {"ok": false, "error": "..."} and writes exactly the named files into OUT_DIR.
 """
 
 import argparse
 import json
 import os
-import resource
 import stat
 import sys
 import zipfile
@@ -66,11 +66,7 @@ def main(argv=None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--names", required=True)
     parser.add_argument("--max-bytes", type=int, required=True)
-    parser.add_argument("--memory", type=int, default=512 * 1024 * 1024)
     args = parser.parse_args(argv)
-    resource.setrlimit(resource.RLIMIT_AS, (args.memory, args.memory))
-    resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (args.max_bytes + CHUNK, args.max_bytes + CHUNK))
     os.umask(0o077)
     try:
         unpack(args.zip, args.out, set(args.names.split(",")), args.max_bytes)

@@ -1,25 +1,26 @@
 """Checking an uploaded PDF (page count, encryption) in a separate, resource-limited process.
 
 PDF parsers have had infinite loops and memory blow-ups on crafted files, so the web process never parses one:
-``check_pdf`` runs ``python -m projects.pdfcheck FILE`` with CPU, memory and wall-clock limits, and the child prints
+``check_pdf`` runs ``python -m projects.pdfcheck FILE`` through ``grader.limited_child`` (an environment without
+the web process's secrets; CPU, memory, no-file-write and wall-clock limits), and the child prints
 ``{"pages": int | null, "encrypted": bool, "error": str | null}`` as one JSON line.
 """
 
 import json
 import logging
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from grader.limited_child import ChildLimits, run_limited
 
 logger = logging.getLogger(__name__)
 
 PDF_MAGIC = b"%PDF-"
 # The header may follow a little junk (some tools write a BOM or a comment first); readers look in the first KB.
 MAGIC_WINDOW = 1024
-CHILD_CPU_SECONDS = 10
-CHILD_MEMORY_BYTES = 768 * 1024 * 1024
-WALL_SECONDS = 20
+CHILD_LIMITS = ChildLimits(cpu_seconds=10, memory_bytes=768 * 1024 * 1024, file_size_bytes=0, wall_seconds=20)
+PROJECT_ROOT = str(Path(__file__).resolve().parents[1])  # where the child imports projects.pdfcheck from
 
 
 @dataclass(frozen=True)
@@ -42,32 +43,19 @@ def check_pdf(path: str | Path) -> PdfCheck:
     with open(path, "rb") as handle:
         if not looks_like_pdf(handle.read(MAGIC_WINDOW)):
             return PdfCheck(pages=None, encrypted=False, error="not-pdf")
-    command = [sys.executable, "-I", str(Path(__file__).resolve()), str(path)]
-    try:
-        completed = subprocess.run(command, capture_output=True, timeout=WALL_SECONDS, check=False)
-    except subprocess.TimeoutExpired:
-        logger.warning("PDF check of %s ran past %s s and was killed", path, WALL_SECONDS)
+    done = run_limited("projects.pdfcheck", [str(path)], limits=CHILD_LIMITS, pythonpath=[PROJECT_ROOT])
+    if done.timed_out:
+        logger.warning("PDF check of %s ran past %s s and was killed", path, CHILD_LIMITS.wall_seconds)
         return PdfCheck(pages=None, encrypted=False, error="timeout")
     try:
-        payload = json.loads(completed.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+        payload = json.loads(done.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
         return PdfCheck(
             pages=payload.get("pages"), encrypted=bool(payload.get("encrypted")), error=payload.get("error")
         )
     except (IndexError, ValueError, AttributeError):
         # Killed by a limit (CPU, memory) or crashed: treat as unreadable and keep the details for the logs.
-        logger.warning(
-            "PDF check of %s failed: exit %s, stderr %r", path, completed.returncode, completed.stderr[-2000:]
-        )
+        logger.warning("PDF check of %s failed: exit %s, stderr %r", path, done.returncode, done.stderr[-2000:])
         return PdfCheck(pages=None, encrypted=False, error="crashed")
-
-
-def _limit_resources() -> None:
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_CPU, (CHILD_CPU_SECONDS, CHILD_CPU_SECONDS))
-    resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY_BYTES, CHILD_MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def inspect(path: str) -> dict:
@@ -96,7 +84,6 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m projects.pdfcheck FILE", file=sys.stderr)
         return 2
-    _limit_resources()
     print(json.dumps(inspect(argv[0])))
     return 0
 

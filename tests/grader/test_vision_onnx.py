@@ -9,6 +9,8 @@ from grader.dataset import load_manifest
 from grader.errors import Rejected
 from grader.labs.vision import Lab
 from grader.registry import EvaluationContext
+from grader.vision_onnx import check_in_subprocess
+from tests.canary import assert_no_canary, plant_canaries, record_child_environments
 
 
 def tiny_graph(*, channels=3, size=64, out_width=1, domain="", external=False):
@@ -81,6 +83,15 @@ def test_onnx_with_a_custom_operator_domain_is_refused(tmp_path):
     error = refused(save(tiny_graph(domain="com.example.evil"), tmp_path / "custom"))
     assert error.code == "onnx_custom_domain"
     assert "com.example.evil" in error.message
+
+
+def test_the_onnx_parser_starts_without_any_of_the_callers_secrets(tmp_path, monkeypatch):
+    canaries = plant_canaries(monkeypatch)
+    started = record_child_environments(monkeypatch, tmp_path / "children")
+    summary = check_in_subprocess(save(tiny_graph(), tmp_path / "ok") / "model.onnx")
+    assert summary["nodes"] == 3
+    (environment,) = started()
+    assert_no_canary(environment, canaries)
 
 
 def test_a_file_that_is_not_onnx_is_refused(tmp_path):

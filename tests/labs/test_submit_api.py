@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from labs.models import Evaluation, Submission
+from tests.canary import assert_no_canary, plant_canaries, record_child_environments
 from tests.factories import artifact_files, make_music_lab, save_lstm, token_for, zip_bytes
 
 URL = "/api/labs/{}/submissions"
@@ -74,6 +75,18 @@ def test_zip_holding_exactly_the_files_is_accepted(api, lab, artifact):
     assert response.status_code == 201, response.content
     zipped = Submission.objects.get()
     assert zipped.sha256 == response.json()["sha256"]
+
+
+def test_the_zip_is_unpacked_by_a_child_that_sees_none_of_the_web_processes_secrets(
+    api, lab, artifact, tmp_path, monkeypatch
+):
+    canaries = plant_canaries(monkeypatch)
+    started = record_child_environments(monkeypatch, tmp_path / "children")
+    data = zip_bytes({p.name: p.read_bytes() for p in artifact.iterdir()})
+    response = api(lab, {"artifact": SimpleUploadedFile("artifact.zip", data)})
+    assert response.status_code == 201, response.content
+    (environment,) = started()  # the unzip child, the only one this upload starts
+    assert_no_canary(environment, canaries)
 
 
 def test_identity_is_the_same_for_files_and_zip(client, course, student, student2, lab, artifact):

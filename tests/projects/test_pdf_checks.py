@@ -1,16 +1,20 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from grader.limited_child import ChildLimits
 from projects import pdfcheck, services
+from tests.canary import assert_no_canary, plant_canaries, record_child_environments
 from tests.projects.conftest import pdf_bytes, pdf_upload
 
 ROOT = Path(__file__).resolve().parents[2]
+PROBE = "tests.grader.childprobe"
 
 
 def review(member, upload):
@@ -72,33 +76,51 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(deadlines, st
         review(student, upload)
 
 
+def run_instead(monkeypatch, probe_args: list[str], **overrides):
+    """Keep check_pdf's own call of the limited child, but run a misbehaving stand-in for the parser."""
+    real = pdfcheck.run_limited
+    runs = []
+
+    def stand_in(module, args, *, limits: ChildLimits, **kwargs):
+        assert module == "projects.pdfcheck"
+        runs.append(real(PROBE, probe_args, limits=replace(limits, **overrides), **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(pdfcheck, "run_limited", stand_in)
+    return runs
+
+
 def test_a_checker_that_runs_too_long_is_killed_and_reported(tmp_path, monkeypatch):
     path = tmp_path / "slow.pdf"
     path.write_bytes(pdf_bytes(1))
-    monkeypatch.setattr(pdfcheck, "WALL_SECONDS", 0.5)
-    real_run = subprocess.run
-
-    def sleepy(command, **kwargs):
-        return real_run([sys.executable, "-c", "import time; time.sleep(5)"], **kwargs)
-
-    monkeypatch.setattr(pdfcheck.subprocess, "run", sleepy)
+    run_instead(monkeypatch, ["burn"], wall_seconds=0.5)
     assert pdfcheck.check_pdf(path) == pdfcheck.PdfCheck(pages=None, encrypted=False, error="timeout")
 
 
-def test_a_checker_that_crashes_counts_as_unreadable(tmp_path, monkeypatch):
+def test_a_checker_that_runs_out_of_memory_counts_as_unreadable(tmp_path, monkeypatch):
     path = tmp_path / "x.pdf"
     path.write_bytes(pdf_bytes(1))
-    real_run = subprocess.run
-    monkeypatch.setattr(
-        pdfcheck.subprocess, "run", lambda command, **kw: real_run([sys.executable, "-c", "raise SystemExit(9)"], **kw)
-    )
+    runs = run_instead(monkeypatch, ["allocate", str(2 * pdfcheck.CHILD_LIMITS.memory_bytes)])
     assert pdfcheck.check_pdf(path).error == "crashed"
+    assert b"MemoryError" in runs[0].stderr
 
 
-def test_the_child_runs_under_cpu_and_memory_limits(tmp_path):
-    script = (
-        "import resource, runpy, sys; from projects import pdfcheck; pdfcheck._limit_resources();"
-        "print(resource.getrlimit(resource.RLIMIT_CPU)[0], resource.getrlimit(resource.RLIMIT_AS)[0])"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=ROOT, check=True, text=True)
-    assert out.stdout.split() == [str(pdfcheck.CHILD_CPU_SECONDS), str(pdfcheck.CHILD_MEMORY_BYTES)]
+def test_the_child_runs_under_cpu_memory_and_no_file_write_limits(tmp_path, monkeypatch):
+    path = tmp_path / "x.pdf"
+    path.write_bytes(pdf_bytes(1))
+    runs = run_instead(monkeypatch, ["limits"])
+    pdfcheck.check_pdf(path)
+    limits = json.loads(runs[0].stdout)
+    assert limits["RLIMIT_CPU"] == [pdfcheck.CHILD_LIMITS.cpu_seconds] * 2
+    assert limits["RLIMIT_AS"] == [pdfcheck.CHILD_LIMITS.memory_bytes] * 2
+    assert limits["RLIMIT_FSIZE"] == [0, 0]
+
+
+def test_the_pdf_parser_starts_without_any_of_the_web_processes_secrets(tmp_path, monkeypatch):
+    canaries = plant_canaries(monkeypatch)
+    started = record_child_environments(monkeypatch, tmp_path / "children")
+    path = tmp_path / "one.pdf"
+    path.write_bytes(pdf_bytes(1))
+    assert pdfcheck.check_pdf(path) == pdfcheck.PdfCheck(pages=1, encrypted=False, error=None)
+    (environment,) = started()
+    assert_no_canary(environment, canaries)
