@@ -185,3 +185,121 @@ def test_an_onnx_artifact_with_a_custom_domain_fails_in_the_sandbox_without_runn
     assert evaluation.error_code in ("onnx_custom_domain", "missing_file")
     assert "com.example.evil" in evaluation.error_message or "model.safetensors" in evaluation.error_message
     assert snapshot(REPO / "grader", data_dir, stored_root(submission)) == before
+
+
+def _loop_graph(trips: int):
+    """A face scorer whose Loop runs ``trips`` times: passes every upload check, costs whatever it likes."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    image = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 64, 64])
+    logit = helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["N", 1])
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Add", ["acc_in", "one"], ["acc_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1]),
+        ],
+        initializer=[numpy_helper.from_array(np.ones(1, dtype=np.float32), "one")],
+    )
+    nodes = [
+        helper.make_node("Loop", ["trips", "cond", "zero"], ["acc"], body=body),
+        helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("ReduceMean", ["flat"], ["mean"], keepdims=1, axes=[1]),
+        helper.make_node("Add", ["mean", "acc"], ["logit"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "looping-face",
+        [image],
+        [logit],
+        initializer=[
+            numpy_helper.from_array(np.array(trips, dtype=np.int64), "trips"),
+            numpy_helper.from_array(np.array(True), "cond"),
+            numpy_helper.from_array(np.zeros(1, dtype=np.float32), "zero"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_an_onnx_graph_that_loops_forever_is_hers_after_one_confirming_run_on_a_healthy_node(
+    course, student, tmp_path, cache_dir, settings, monkeypatch
+):
+    """No bound fixes what an ONNX graph costs: its timeout, confirmed on a fresh box, counts against her quota."""
+    from django.utils import timezone
+
+    from labs.management.commands.register_dataset import register_dataset
+    from labs.services import submissions_counted_today
+    from tests.grader.test_vision_onnx import _small_dataset
+    from tests.security.conftest import music_lab_deadline
+    from worker import health
+
+    settings.SANDBOX_PREWARM = False
+    settings.EVALUATION_MAX_ATTEMPTS = 3
+    monkeypatch.setattr(grading, "_sandbox", None)
+    health.reset()
+    data_dir = tmp_path / "vision-data"
+    data_dir.mkdir()
+    _small_dataset(data_dir)
+    lab = Lab.objects.create(
+        course=course,
+        slug="lab2-vision",
+        kind="vision",
+        number=2,
+        title="Computer Vision",
+        deadline=music_lab_deadline(course),
+        dataset=register_dataset(data_dir),
+        primary_metric="worst_group_tpr",
+        primary_direction="max",
+        tiebreak_metric="balanced_accuracy",
+        tiebreak_direction="max",
+        evaluator_options={"allow_onnx": "1"},
+        time_limit_s=4,
+        memory_limit_mb=2048,
+    )
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    import onnx
+
+    onnx.save_model(_loop_graph(10**15), str(folder / "model.onnx"))
+    from grader.registry import get_lab
+
+    get_lab("vision").check(folder, options=lab.evaluator_options)  # it passes the upload check
+    data = (folder / "model.onnx").read_bytes()
+    prefix = Submission.new_prefix(lab)
+    key = default_storage.save(f"{prefix}/model.onnx", ContentFile(data))
+    submission = Submission.objects.create(
+        lab=lab,
+        member=student,
+        storage_prefix=prefix,
+        received_at=timezone.now(),
+        sha256="2" * 64,
+        size=len(data),
+        files=[{"name": "model.onnx", "sha256": "2" * 64, "size": len(data), "key": key}],
+    )
+    evaluation = Evaluation.objects.create(submission=submission)
+
+    assert grading.grade(evaluation.pk) == "retrying"
+    evaluation.refresh_from_db()
+    assert (evaluation.status, evaluation.error_code, evaluation.attempt) == ("queued", "timeout", 1)
+    assert submissions_counted_today(lab=lab, member=student, at=timezone.now()) == 1  # still in flight
+    assert health.node_health().healthy
+
+    evaluation = graded(evaluation)
+
+    assert (evaluation.status, evaluation.error_code, evaluation.attempt) == ("failed", "time_limit", 2)
+    assert "exceeded the lab's time limit of 4 s" in evaluation.error_message
+    assert submissions_counted_today(lab=lab, member=student, at=timezone.now()) == 1, "it counts against her quota"
+    assert evaluation.elapsed < 60

@@ -205,3 +205,21 @@ def test_the_next_job_runs_in_a_sandbox_started_before_it_arrived(graded_lab, st
     assert one.public_score != two.public_score  # each sandbox graded its own artifact
     assert grading.take_warm(("another lab",)) is None  # a job of another lab stops the waiting sandbox
     assert grading._warm is None
+
+
+def test_a_confirmed_timeout_of_an_unbounded_artifact_on_an_unhealthy_node_stays_the_platforms(
+    graded_lab, submission, tmp_path, monkeypatch
+):
+    from worker.health import NodeHealth
+
+    # An overloaded node cannot be made on demand here: the measured health is replaced by an unhealthy one.
+    monkeypatch.setattr(grading, "node_health", lambda: NodeHealth(False, 42.0, "the reference workload took 42 s"))
+    monkeypatch.setattr(type(grading.get_lab("music")), "cost_is_bounded", lambda self, names: False)
+    evaluation = submission.evaluations.get()
+    evaluation.attempt, evaluation.error_code = 2, "timeout"
+    verdict = grading.judge_outcome(graded_lab, evaluation, _outcome(None, timed_out=True), tmp_path / "o", tmp_path)
+    assert (verdict.status, verdict.retry, verdict.fields["error_code"]) == ("error", True, "timeout")
+    monkeypatch.setattr(grading, "node_health", lambda: NodeHealth(True, 0.2, "ok"))
+    verdict = grading.judge_outcome(graded_lab, evaluation, _outcome(None, timed_out=True), tmp_path / "o", tmp_path)
+    assert (verdict.status, verdict.fields["error_code"]) == ("failed", "time_limit")
+    assert "time limit of 120 s" in verdict.fields["error_message"]

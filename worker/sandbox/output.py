@@ -126,11 +126,20 @@ def collect(source: str | Path, dest: str | Path, caps: OutputCaps) -> Collected
             except UntrustedFileError as exc:
                 report.refused[name] = str(exc)
                 continue
-            fd = os.open(
-                name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640, dir_fd=dest_fd
-            )
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+            try:
+                fd = os.open(
+                    name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640, dir_fd=dest_fd
+                )
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+            except OSError as exc:
+                # The worker's own disk is full (or worse): no half-copied file is left for anyone to read.
+                try:
+                    os.unlink(name, dir_fd=dest_fd)
+                except OSError:
+                    pass
+                report.refused[name] = f"could not be copied out: {exc.strerror}"
+                continue
             report.files.append(name)
             report.bytes += len(data)
     finally:
