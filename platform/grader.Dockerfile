@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The grader image: `python -m grader` and what it imports, nothing else (no Django, no database driver, no
 # secrets). The Docker sandbox starts one container of it per evaluation with network "none", a read-only root, a
-# tmpfs /tmp, no capabilities and uid 65534, and mounts only the submission, the hidden dataset, the output folder
+# tmpfs /tmp, no capabilities and the sandbox user (uid 10002, the same on every node), and mounts only the submission, the hidden dataset, the output folder
 # and (Lab 3) the base model at /job/base-model.
 #
 #   GPU nodes:  docker build -f platform/grader.Dockerfile -t course-platform-grader .
@@ -35,7 +35,11 @@ COPY grader /opt/course/grader
 RUN python -m compileall -q /opt/course/grader \
     && chmod -R a+rX /opt/course
 
-USER 65534:65534
+# The dedicated sandbox user, with the uid the worker image gives it: the Docker backend starts every container as
+# it (never root, never the worker's user), so the uid must be the same in both images and on every node.
+RUN useradd --system --uid 10002 --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin grader-sandbox
+USER 10002:10002
 WORKDIR /tmp
 ENTRYPOINT []
 CMD ["python", "-m", "grader", "--help"]

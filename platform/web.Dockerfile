@@ -21,7 +21,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STATIC_COMPRESS=1
 
 RUN groupadd --system --gid 10001 app \
-    && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app
+    && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app \
+    && useradd --system --uid 10002 --user-group --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin grader-sandbox
 
 WORKDIR /app
 # Dependencies first, so that a code change does not reinstall them.

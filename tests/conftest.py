@@ -8,6 +8,9 @@ from django.utils import timezone
 
 from courses.models import Course, Deadline, Membership, Role
 
+# The real Docker Engine the Docker sandbox's tests run against (started once per session, when needed).
+pytest_plugins = ["tests.docker_engine"]
+
 User = get_user_model()
 PASSWORD = "correct horse battery staple"
 
@@ -67,8 +70,19 @@ def judge(course):
 
 
 @pytest.fixture
+def instructor(course):
+    return make_member(course, "alexander.amini@example.edu", Role.INSTRUCTOR, registered=False)
+
+
+@pytest.fixture
 def outsider(other_course):
     return make_member(other_course, "eve.outsider@example.edu")
+
+
+@pytest.fixture
+def other_ta(other_course):
+    """A TA of another course: staff there, nobody here."""
+    return make_member(other_course, "mallory.ta@example.edu", Role.TA, registered=False)
 
 
 @pytest.fixture

@@ -148,9 +148,11 @@ def test_workers_share_their_job_folders_with_the_engine_at_the_same_path(worker
         assert f"{env['BASE_MODELS_DIR']}:{env['BASE_MODELS_DIR']}:ro" in volumes_of(worker)
 
 
-def test_the_grader_image_runs_as_nobody_offline_and_without_django():
+def test_the_grader_image_runs_as_the_sandbox_user_offline_and_without_django():
     dockerfile = PLATFORM / "grader.Dockerfile"
-    assert dockerfile_users(dockerfile)[-1] == "65534:65534"
+    assert dockerfile_users(dockerfile)[-1] == "10002:10002"
+    # The worker image knows the same account with the same uid: it starts the containers as that user.
+    assert "--uid 10002 --user-group" in (PLATFORM / "web.Dockerfile").read_text()
     assert "HF_HUB_OFFLINE=1" in dockerfile.read_text()
     assert "manage.py" not in dockerfile.read_text()
     names = {re.split(r"[<>=\[ ]", line)[0] for line in requirement_lines()}

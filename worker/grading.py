@@ -55,6 +55,10 @@ _sandbox_lock = threading.Lock()
 
 def build_sandbox() -> Sandbox:
     """The backend this node's settings name, not yet probed."""
+    from worker.sandbox.staging import sweep
+
+    # What a killed worker left mounted (its boxes' views and output tmpfs) is detached before this one mounts.
+    sweep(Path(settings.SANDBOX_STAGING_DIR))
     if settings.SANDBOX_BACKEND == "docker":
         return get_sandbox(
             "docker",
@@ -62,14 +66,9 @@ def build_sandbox() -> Sandbox:
             base_url=settings.SANDBOX_DOCKER_URL,
             user=settings.SANDBOX_USER,
             seccomp_profile=settings.SANDBOX_DOCKER_SECCOMP or None,
+            staging_root=settings.SANDBOX_STAGING_DIR,
         )
-    if settings.SANDBOX_BACKEND == "bubblewrap":
-        from worker.sandbox.staging import sweep
-
-        # What a killed worker left mounted is detached before this one mounts anything.
-        sweep(Path(settings.SANDBOX_STAGING_DIR))
-        return get_sandbox("bubblewrap", user=settings.SANDBOX_USER, staging_root=settings.SANDBOX_STAGING_DIR)
-    return get_sandbox(settings.SANDBOX_BACKEND)
+    return get_sandbox(settings.SANDBOX_BACKEND, user=settings.SANDBOX_USER, staging_root=settings.SANDBOX_STAGING_DIR)
 
 
 def configured_sandbox() -> Sandbox:
