@@ -1,4 +1,7 @@
-"""Roster import from CSV (email, name, role, registered): every row checked, all rows imported or none."""
+"""Roster import from CSV (email, name, role, registered): every row checked, all rows imported or none.
+
+An import enrols people in its own course; it never edits their accounts (see ``import_roster``).
+"""
 
 import csv
 import io
@@ -8,10 +11,12 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models.functions import Lower
 
 from courses import audit
 from courses.models import Course, Membership, Role
-from courses.services import send_welcome
+from courses.roles import OPERATOR, membership_change_refusal, role_of_actor
+from courses.services import send_added_notice, send_welcome
 
 MAX_ROSTER_BYTES = 2 * 1024 * 1024
 MAX_ROSTER_ROWS = 20_000
@@ -121,32 +126,110 @@ def _split_name(name: str) -> tuple[str, str]:
     return (first, last) if first else (name, "")
 
 
+def _accounts_by_email(emails: list[str]) -> dict[str, list]:
+    """Every account per (lower-cased) address; a list, because the user model does not make e-mails unique."""
+    found: dict[str, list] = {}
+    for start in range(0, len(emails), 1000):  # bounded IN lists (SQLite caps the parameters of one query)
+        chunk = emails[start : start + 1000]
+        for user in User.objects.annotate(email_lower=Lower("email")).filter(email_lower__in=chunk).order_by("pk"):
+            found.setdefault(user.email_lower, []).append(user)
+    return found
+
+
+def _taken_usernames(names: list[str]) -> set[str]:
+    taken: set[str] = set()
+    for start in range(0, len(names), 1000):
+        taken.update(User.objects.filter(username__in=names[start : start + 1000]).values_list("username", flat=True))
+    return taken
+
+
+def _membership_state(member: Membership) -> dict:
+    return {"role": member.role, "registered": member.registered_for_credit}
+
+
 @transaction.atomic
-def import_roster(*, course: Course, data: bytes, actor=None, send_links: bool = True) -> RosterResult:
-    """Create or update a membership per row. Re-importing updates rather than duplicates."""
+def import_roster(*, course: Course, data: bytes, actor=OPERATOR, send_links: bool = True) -> RosterResult:
+    """Create or update this course's membership per row; every row is checked first, then all are applied or none.
+
+    An import writes memberships of ``course`` alone. An address the platform does not know gets a new account
+    named as in the file; an existing account (matched by e-mail) is enrolled as it is and told by e-mail. No
+    import changes anything of an existing account (its name, flags, password), whoever she is elsewhere: a roster
+    file is the importer's word, not the account owner's, and a name forged in one course would otherwise show on
+    every other course's pages. A superuser or another course's staff may still be enrolled here (an instructor
+    taking a colleague's course is ordinary), since a membership in this course gives nothing outside it; only her
+    account is not the importer's to edit. Who may give which role is ``courses.roles``' rule, checked per line;
+    ``actor`` is the signed-in staff member, or ``OPERATOR`` (None) for the platform operator at the command line.
+    """
     rows = parse_roster(data)
-    result = RosterResult()
-    new_users = []
+    authority = role_of_actor(course=course, actor=actor)
+    accounts = _accounts_by_email([row.email for row in rows])
+    taken = _taken_usernames([row.email for row in rows if row.email not in accounts])
+    # The course's memberships are locked, so that no role change slips between the check of a row and its write.
+    members = {member.user_id: member for member in Membership.objects.select_for_update().filter(course=course)}
+    plan: list[tuple[RosterRow, object, Membership | None]] = []
+    errors: list[str] = []
     for row in rows:
-        first, last = _split_name(row.name)
-        user = User.objects.filter(email__iexact=row.email).first()
+        found = accounts.get(row.email, [])
+        if len(found) > 1:
+            errors.append(
+                f"Line {row.line}: more than one account uses {row.email}; "
+                "ask a platform administrator to merge them first."
+            )
+            continue
+        if not found and row.email in taken:
+            errors.append(
+                f"Line {row.line}: another account already has the user name {row.email}; ask a platform administrator."
+            )
+            continue
+        user = found[0] if found else None
+        member = members.get(user.pk) if user else None
+        refusal = membership_change_refusal(
+            actor_role=authority,
+            about_herself=user is not None and actor is not None and user.pk == actor.pk,
+            email=row.email,
+            before_role=member.role if member else None,
+            after_role=row.role,
+            other_fields_change=member is not None and member.registered_for_credit != row.registered,
+        )
+        if refusal:
+            errors.append(f"Line {row.line}: {refusal}.")
+            continue
+        plan.append((row, user, member))
+    if errors:
+        raise RosterError(errors)
+
+    result = RosterResult()
+    new_users, enrolled = [], []
+    for row, user, member in plan:
         if user is None:
+            first, last = _split_name(row.name)
             user = User(username=row.email, email=row.email, first_name=first[:150], last_name=last[:150])
             user.set_unusable_password()
             user.save()
             new_users.append(user)
-        elif (user.first_name, user.last_name) != (first[:150], last[:150]):
-            user.first_name, user.last_name = first[:150], last[:150]
-            user.save(update_fields=["first_name", "last_name"])
-        member, created = Membership.objects.get_or_create(
-            user=user, course=course, defaults={"role": row.role, "registered_for_credit": row.registered}
-        )
-        if created:
+        elif member is None:
+            enrolled.append((user, row.role))
+        if member is None:
+            member = Membership.objects.create(
+                user=user, course=course, role=row.role, registered_for_credit=row.registered
+            )
             result.created.append(row.email)
+            audit.record(
+                course=course, actor=actor, action="member.add", target=row.email, after=_membership_state(member)
+            )
         elif (member.role, member.registered_for_credit) != (row.role, row.registered):
+            before = _membership_state(member)
             member.role, member.registered_for_credit = row.role, row.registered
             member.save(update_fields=["role", "registered_for_credit"])
             result.updated.append(row.email)
+            audit.record(
+                course=course,
+                actor=actor,
+                action="member.update",
+                target=row.email,
+                before=before,
+                after=_membership_state(member),
+            )
         else:
             result.unchanged.append(row.email)
     audit.record(
@@ -161,5 +244,12 @@ def import_roster(*, course: Course, data: bytes, actor=None, send_links: bool =
         },
     )
     if send_links:
-        transaction.on_commit(lambda: [send_welcome(user=user, course=course) for user in new_users])
+
+        def tell_everyone():
+            for user in new_users:
+                send_welcome(user=user, course=course)
+            for user, role in enrolled:
+                send_added_notice(user=user, course=course, role=role, actor=actor)
+
+        transaction.on_commit(tell_everyone)
     return result

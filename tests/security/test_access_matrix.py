@@ -23,7 +23,8 @@ OBJECT_LEVEL_REFUSALS = {("projects:review_file", "judge")}
 
 def rule_of(view):
     rule = getattr(view, "access_rule", None)
-    if rule is None and getattr(view, "view_class", None) in DJANGO_AUTH_VIEWS:
+    view_class = getattr(view, "view_class", None)
+    if rule is None and view_class is not None and issubclass(view_class, tuple(DJANGO_AUTH_VIEWS)):
         return ("django_auth", ())
     return rule
 
@@ -132,3 +133,82 @@ def test_every_state_changing_form_needs_a_csrf_token(world, student, ta, name, 
         client.force_login(student.user)
     response = client.post(fill(route, name, world), {"name": "x", "reason": "x"})
     assert response.status_code == 403, (name, response.status_code)
+
+
+# ------------------------------------------------------------------------ endpoints that change who has which role
+# Each is posted by every role with a file that would promote a student to TA: only an instructor may, a TA is
+# refused line by line, everyone else is refused outright, and a refusal changes nothing at all.
+
+ROLE_CHANGING_ENDPOINTS = ("courses:roster",)
+PROMOTION = b"email,name,role,registered\nada.lovelace@example.edu,Forged Name,ta,no\n"
+ENROLMENT = b"email,name,role,registered\nnew.student@example.edu,New Student,student,yes\n"
+# who -> (status of the promotion, status of a students-only file)
+EXPECTED = {
+    "anonymous": ("sign-in", "sign-in"),
+    "student": (403, 403),
+    "judge": (403, 403),
+    "other course's TA": (403, 403),
+    "ta": (200, 302),
+    "instructor": (302, 302),
+}
+
+
+def platform_state() -> tuple:
+    from django.contrib.auth import get_user_model
+
+    from courses.models import AuditEntry, Membership
+
+    users = list(get_user_model().objects.order_by("pk").values())
+    members = list(Membership.objects.order_by("pk").values("user_id", "course_id", "role", "registered_for_credit"))
+    return users, members, AuditEntry.objects.count()
+
+
+def test_the_role_changing_endpoints_are_in_the_url_configuration():
+    assert set(ROLE_CHANGING_ENDPOINTS) <= set(IDS)
+
+
+@pytest.mark.parametrize("name", ROLE_CHANGING_ENDPOINTS)
+@pytest.mark.parametrize("who", EXPECTED)
+@pytest.mark.parametrize("upload", ["promotion", "enrolment"])
+def test_role_changes_answer_each_role_and_a_refusal_changes_nothing(
+    request, course, student, judge, ta, instructor, other_ta, name, who, upload
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    from courses.models import AuditEntry, Membership
+
+    actors = {"student": student, "judge": judge, "ta": ta, "instructor": instructor, "other course's TA": other_ta}
+    client = Client()
+    if who in actors:
+        client.force_login(actors[who].user)
+    data = PROMOTION if upload == "promotion" else ENROLMENT
+    before = platform_state()
+    response = client.post(
+        reverse(name, args=[course.slug]), {"file": SimpleUploadedFile("roster.csv", data, "text/csv")}
+    )
+    expected = EXPECTED[who][0 if upload == "promotion" else 1]
+    if expected == "sign-in":
+        assert is_sign_in_redirect(response)
+    else:
+        assert response.status_code == expected, response.status_code
+    if expected != 302:
+        assert platform_state() == before
+        if who == "ta":
+            assert "only an instructor can make someone a TA" in response.content.decode()
+        return
+    assert get_user_model_name(student) == "Ada Lovelace"
+    if upload == "promotion":
+        student.refresh_from_db()
+        assert student.role == "ta"
+        entry = AuditEntry.objects.get(action="member.update", target=student.user.email)
+        assert (entry.actor, entry.before["role"], entry.after["role"]) == (instructor.user, "student", "ta")
+    else:
+        added = Membership.objects.get(user__email="new.student@example.edu")
+        assert (added.course, added.role) == (course, "student")
+        assert AuditEntry.objects.get(action="member.add").actor == actors[who].user
+
+
+def get_user_model_name(member) -> str:
+    member.user.refresh_from_db()
+    return member.user.get_full_name()
