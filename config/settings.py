@@ -5,6 +5,7 @@ private files in ``var/private``, the bubblewrap sandbox and the CPU.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "courses",
     "labs",
     "projects",
@@ -63,7 +65,31 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "courses.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Sign-in: django-axes checks every authentication (the site's and the admin's) before the password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed passwords lock a (username, address) pair only: nobody can lock a student out from elsewhere, and a
+# campus behind one NAT is not locked out by one of its members (courses/ratelimit.py adds the per-address ceiling).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = int(os.environ.get("SIGN_IN_FAILURES_PER_ACCOUNT_AND_ADDRESS", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("SIGN_IN_LOCKOUT_MINUTES", "15")))
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "courses.ratelimit.client_address"
+AXES_USERNAME_CALLABLE = "courses.ratelimit.sign_in_username"
+AXES_LOCKOUT_CALLABLE = "courses.ratelimit.locked_out"
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# The reverse proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+SIGN_IN_ADDRESS_CEILING = (int(os.environ.get("SIGN_IN_FAILURES_PER_ADDRESS", "200")), 300)
+# Uploads per student per minute, web form and token API together.
+UPLOAD_RATE_LIMIT = (int(os.environ.get("UPLOADS_PER_MINUTE", "30")), 60)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -254,5 +280,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django-axes logs every failed sign-in at INFO; lockouts (WARNING) are what the staff need to see.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

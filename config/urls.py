@@ -5,7 +5,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from courses import views as course_views
-from courses.ratelimit import sign_in_rate_limited
+from courses.ratelimit import sign_in_throttled
+from courses.signin import PasswordResetRequest, PasswordSet
 from labs.sounds import note_sample
 
 # A missing page: under /api/ a JSON error as the API's document says, elsewhere the site's page.
@@ -13,9 +14,9 @@ handler404 = "courses.views.page_not_found"
 
 urlpatterns = [
     path("", course_views.home, name="home"),
-    path("accounts/login/", sign_in_rate_limited(auth_views.LoginView.as_view()), name="login"),
+    path("accounts/login/", sign_in_throttled(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("accounts/password/reset/", PasswordResetRequest.as_view(), name="password_reset"),
     path(
         "accounts/password/reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),
@@ -23,7 +24,7 @@ urlpatterns = [
     ),
     path(
         "accounts/password/set/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        PasswordSet.as_view(),
         name="password_reset_confirm",
     ),
     path(
@@ -31,6 +32,8 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    # The admin's own sign-in, with the same limits as the site's (django-axes locks pairs on both).
+    path("admin/login/", sign_in_throttled(admin.site.login)),
     path("admin/", admin.site.urls),
     path("courses/", include("courses.urls")),
     path("courses/<slug:course_slug>/project/", include("projects.urls")),

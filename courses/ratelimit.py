@@ -1,19 +1,34 @@
-"""Fixed-window rate limits kept in Django's cache: failed sign-ins per address and per username, uploads per token."""
+"""Limits on what can be tried before sign-in, and on uploads per student, kept in Django's cache.
+
+Failed passwords lock a (username, address) pair: that is django-axes's job (settings AXES_*). What it does not
+do lives here: a ceiling of failures per address high enough for a campus behind one NAT at a deadline, a delay
+(never a refusal) for an account whose failures come from many addresses, per-address and per-target limits on
+password reset, joining and invitations, and the per-student upload rate both upload paths share. The client's
+address comes from ``client_address``, which believes X-Forwarded-For only from the configured trusted proxies.
+"""
 
 import hashlib
+import ipaddress
 import time
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.cache import cache
-from django.http import HttpResponse, JsonResponse
+from django.core.cache import cache as django_cache
+from django.http import HttpResponse
 from django.shortcuts import render
 
-# (attempts, seconds); a course can tighten them in settings without touching the code.
-SIGN_IN_LIMIT = (10, 300)
-API_UPLOAD_LIMIT = (30, 60)
+# (count, seconds); each can be tightened or loosened in settings without touching the code.
+SIGN_IN_ADDRESS_CEILING = (200, 300)
+SIGN_IN_ACCOUNT_FREE_FAILURES = 5
+SIGN_IN_ACCOUNT_DELAY_STEP = 0.2  # seconds added per failure past the free ones
+SIGN_IN_ACCOUNT_DELAY_CAP = 2.0
+PASSWORD_RESET_ADDRESS_LIMIT = (20, 3600)
+PASSWORD_RESET_EMAIL_LIMIT = (3, 3600)
+JOIN_ADDRESS_LIMIT = (30, 3600)
+INVITE_MEMBER_LIMIT = (30, 3600)
+UPLOAD_MEMBER_LIMIT = (30, 60)
 
 
 @dataclass(frozen=True)
@@ -31,7 +46,7 @@ class Window:
         return f"ratelimit:{self.scope}:{digest}:{int(now // self.seconds)}"
 
     def count(self, now: float | None = None) -> int:
-        return int(cache.get(self._cache_key(time.time() if now is None else now), 0))
+        return int(django_cache.get(self._cache_key(time.time() if now is None else now), 0))
 
     def exceeded(self, now: float | None = None) -> bool:
         return self.count(now) >= self.limit
@@ -39,12 +54,15 @@ class Window:
     def hit(self, now: float | None = None) -> int:
         """Count one more; returns the new count. ``add`` then ``incr`` keeps it atomic on Redis."""
         key = self._cache_key(time.time() if now is None else now)
-        cache.add(key, 0, timeout=self.seconds + 1)
+        django_cache.add(key, 0, timeout=self.seconds + 1)
         try:
-            return cache.incr(key)
+            return django_cache.incr(key)
         except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=self.seconds + 1)
+            django_cache.set(key, 1, timeout=self.seconds + 1)
             return 1
+
+    def clear(self, now: float | None = None) -> None:
+        django_cache.delete(self._cache_key(time.time() if now is None else now))
 
     def retry_after(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
@@ -56,86 +74,136 @@ def _limit(name: str, default: tuple[int, int]) -> tuple[int, int]:
     return int(limit), int(seconds)
 
 
+def window(scope: str, key: str, setting: str, default: tuple[int, int]) -> Window:
+    limit, seconds = _limit(setting, default)
+    return Window(scope, key, limit, seconds)
+
+
+@cache
+def _trusted(proxies: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in proxies if p.strip())
+
+
+def _is_trusted(address: str, networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
 def client_address(request) -> str:
-    # REMOTE_ADDR only: X-Forwarded-For is written by the client unless a trusted proxy replaces it, and the
-    # production proxy passes the real address as REMOTE_ADDR.
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    """The client's address: REMOTE_ADDR, unless that is a trusted proxy; then the nearest untrusted hop of
+    X-Forwarded-For (read from the right: hops left of an untrusted one were written by the client)."""
+    # A request made in-process (a test client's login, a signal) may carry no address at all.
+    remote = request.META.get("REMOTE_ADDR", "") or "0.0.0.0"  # noqa: S104 - a placeholder, never bound to
+    networks = _trusted(tuple(getattr(settings, "TRUSTED_PROXIES", ())))
+    if not networks or not _is_trusted(remote, networks):
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return remote  # a malformed chain: trust only what the proxy itself is
+        if not _is_trusted(hop, networks):
+            return hop
+    return hops[0] if hops else remote
 
 
-def sign_in_windows(request) -> list[Window]:
-    limit, seconds = _limit("SIGN_IN_RATE_LIMIT", SIGN_IN_LIMIT)
-    windows = [Window("sign-in-ip", client_address(request), limit, seconds)]
-    username = (request.POST.get("username") or "").strip().lower()
-    if username:
-        windows.append(Window("sign-in-user", username[:254], limit, seconds))
-    return windows
+def sign_in_username(request, credentials: dict | None = None) -> str:
+    """The username a sign-in is for, as the lockout counts it: trimmed, case-folded (e-mail addresses)."""
+    raw = (credentials or {}).get("username") or request.POST.get("username") or ""
+    return str(raw).strip().lower()[:254]
 
 
-def sign_in_rate_limited(view):
-    """Wrap the sign-in view: failed attempts are counted per address and per username; past the limit, 429."""
+def _retry_text(seconds: int) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def sign_in_page(request, message: str, *, status: int, retry_after: int) -> HttpResponse:
+    """The sign-in page again, with the reason on top (the admin's sign-in shows the same page)."""
+    from django.contrib.auth.forms import AuthenticationForm
+
+    messages.error(request, message)
+    context = {"form": AuthenticationForm(request), "next": request.POST.get("next", "")}
+    response = render(request, "registration/login.html", context, status=status)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def locked_out(request, original_response=None, credentials=None) -> HttpResponse:
+    """What django-axes answers for a locked (username, address) pair: no word on whether the account exists."""
+    cooloff = getattr(settings, "AXES_COOLOFF_TIME", None)
+    seconds = int(cooloff.total_seconds()) if cooloff else 3600
+    return sign_in_page(
+        request,
+        f"Too many failed sign-in attempts for this account from here. Wait {_retry_text(seconds)}, or reset your "
+        "password (that lifts the block at once).",
+        status=429,
+        retry_after=seconds,
+    )
+
+
+def sign_in_throttled(view):
+    """Wrap a sign-in view (the site's and the admin's): a per-address ceiling and a per-account delay."""
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         if request.method != "POST":
             return view(request, *args, **kwargs)
-        windows = sign_in_windows(request)
-        blocked = [w for w in windows if w.exceeded()]
-        if blocked:
-            wait = max(w.retry_after() for w in blocked)
-            minutes = max(1, round(wait / 60))
-            message = (
-                f"Too many failed sign-in attempts from this address or for this account. "
-                f"Wait {minutes} minute{'s' if minutes != 1 else ''} and try again, or reset your password."
+        ceiling = window("sign-in-address", client_address(request), "SIGN_IN_ADDRESS_CEILING", SIGN_IN_ADDRESS_CEILING)
+        if ceiling.exceeded():
+            wait = ceiling.retry_after()
+            return sign_in_page(
+                request,
+                f"Too many failed sign-in attempts from your network. Wait {_retry_text(wait)} and try again.",
+                status=429,
+                retry_after=wait,
             )
-            response = _too_many(request, message)
-            response["Retry-After"] = str(wait)
-            return response
         response = view(request, *args, **kwargs)
-        # LoginView answers a failed attempt by showing the form again (200); a success redirects.
+        # The sign-in views answer a failed attempt by showing the form again (200); a success redirects.
         if response.status_code == 200:
-            for window in windows:
-                window.hit()
+            ceiling.hit()
+            username = sign_in_username(request)
+            if username:
+                failures = account_window(username).hit()
+                extra = failures - int(
+                    getattr(settings, "SIGN_IN_ACCOUNT_FREE_FAILURES", SIGN_IN_ACCOUNT_FREE_FAILURES)
+                )
+                if extra > 0:
+                    # Many addresses failing for one account slow each failure down; a right password is never
+                    # delayed or refused for it.
+                    step = float(getattr(settings, "SIGN_IN_ACCOUNT_DELAY_STEP", SIGN_IN_ACCOUNT_DELAY_STEP))
+                    cap = float(getattr(settings, "SIGN_IN_ACCOUNT_DELAY_CAP", SIGN_IN_ACCOUNT_DELAY_CAP))
+                    time.sleep(min(cap, step * extra))
         return response
 
     wrapped.access_rule = ("public", ())
     return wrapped
 
 
-def _too_many(request, message: str) -> HttpResponse:
-    """The sign-in page again, with the reason on top and status 429."""
-    from django.contrib.auth.forms import AuthenticationForm
+def account_window(username: str) -> Window:
+    return window("sign-in-account", username, "SIGN_IN_ACCOUNT_WINDOW", (10_000, 300))
 
+
+def clear_sign_in_failures(user) -> None:
+    """A password reset lifts every block on the account: the lockouts of its pairs and its failure count."""
+    from axes.utils import reset
+
+    for name in {user.get_username().strip().lower(), (user.email or "").strip().lower()} - {""}:
+        reset(username=name)
+        account_window(name).clear()
+
+
+def too_many(request, message: str, wait: int, *, template: str, context: dict) -> HttpResponse:
     messages.error(request, message)
-    context = {"form": AuthenticationForm(request), "next": request.POST.get("next", "")}
-    return render(request, "registration/login.html", context, status=429)
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
-def api_upload_rate_limited(view):
-    """Limit the token API's uploads per token (POST only); past the limit a 429 JSON error, nothing read."""
-
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        token = getattr(request, "token", None)
-        if request.method == "POST" and token is not None:
-            limit, seconds = _limit("API_UPLOAD_RATE_LIMIT", API_UPLOAD_LIMIT)
-            window = Window("api-upload", str(token.pk), limit, seconds)
-            if window.exceeded():
-                wait = window.retry_after()
-                response = JsonResponse(
-                    {
-                        "error": {
-                            "code": "rate_limited",
-                            "message": (
-                                f"This token has sent {limit} uploads in the last {seconds} seconds, the most allowed; "
-                                f"wait {wait} seconds and send it again."
-                            ),
-                        }
-                    },
-                    status=429,
-                )
-                response["Retry-After"] = str(wait)
-                return response
-            window.hit()
-        return view(request, *args, **kwargs)
-
-    return wrapped
+def upload_window(member) -> Window:
+    """Uploads of one student, whichever path (web form or token API) they come through."""
+    return window("upload", str(member.pk), "UPLOAD_RATE_LIMIT", UPLOAD_MEMBER_LIMIT)

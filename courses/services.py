@@ -1,6 +1,7 @@
 """Writes of the courses app: deadlines, extensions, joining, profiles and set-password links."""
 
 from datetime import datetime
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -10,12 +11,14 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from courses import audit
 from courses.deadlines import active_extension, format_course_time, reopen_refusal
 from courses.models import Course, Deadline, Extension, Membership, Role
+from courses.roles import a_role
 
 User = get_user_model()
 
@@ -151,10 +154,14 @@ def rotate_join_code(*, course: Course, actor, close: bool = False) -> Course:
     return course
 
 
+def check_join_code(*, course: Course, code: str) -> None:
+    if not course.join_code or not constant_time_compare(code.strip(), course.join_code):
+        raise ValidationError("That join code is not valid for this course; ask the course staff for the current one.")
+
+
 def join_course(*, course: Course, user, code: str) -> Membership:
     """A listener who is not on the roster enrols as a non-credit student with the course's join code."""
-    if not course.join_code or code.strip() != course.join_code:
-        raise ValidationError("That join code is not valid for this course; ask the course staff for the current one.")
+    check_join_code(course=course, code=code)
     membership, _ = Membership.objects.get_or_create(
         user=user, course=course, defaults={"role": Role.STUDENT, "registered_for_credit": False}
     )
@@ -184,6 +191,22 @@ def set_password_link(user) -> str:
     return settings.SITE_URL.rstrip("/") + reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
 
 
+def send_join_notice(*, user, course: Course) -> None:
+    """Someone asked to join with the address of an existing account: tell its owner, tell the asker nothing."""
+    login = settings.SITE_URL.rstrip("/") + reverse("login")
+    send_mail(
+        subject=f"Joining {course.name}",
+        message=(
+            f"Someone (perhaps you) asked to join {course.name} with this e-mail address, which already has an "
+            f"account. To join, sign in first ({login}), then open the course's join page again and enter the code. "
+            "If it was not you, you can ignore this message; nothing was changed.\n"
+        ),
+        from_email=None,
+        recipient_list=[user.email],
+        fail_silently=True,
+    )
+
+
 def send_welcome(*, user, course: Course) -> None:
     """A one-time link to choose a password (the console e-mail backend prints it by default)."""
     send_mail(
@@ -191,6 +214,32 @@ def send_welcome(*, user, course: Course) -> None:
         message=(
             f"You have been added to {course.name}.\n\n"
             f"Choose your password here (the link works once):\n{set_password_link(user)}\n"
+        ),
+        from_email=None,
+        recipient_list=[user.email],
+        fail_silently=True,
+    )
+
+
+def send_added_notice(*, user, course: Course, role: str, actor) -> None:
+    """Tell the owner of an existing account that staff enrolled her in a course, and who did.
+
+    A plain notice with a sign-in link: no set-password link (the account has its own way in), and nothing
+    taken from the roster file (its names are the importer's words, not hers).
+    """
+    if actor is None:
+        who = "The platform administrators"
+    else:
+        full_name = actor.get_full_name()
+        who = f"{full_name} ({actor.email})" if full_name else actor.email
+    dashboard = reverse("courses:dashboard", kwargs={"course_slug": course.slug})
+    sign_in = f"{settings.SITE_URL.rstrip('/')}{reverse('login')}?next={quote(dashboard)}"
+    send_mail(
+        subject=f"You were added to {course.name}",
+        message=(
+            f"{who} added you to {course.name} as {a_role(role)}.\n\n"
+            f"Sign in with your existing account to see the course:\n{sign_in}\n\n"
+            "If you do not expect this, reply to the course staff; your account itself was not changed.\n"
         ),
         from_email=None,
         recipient_list=[user.email],

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from courses import services
+from courses import ratelimit, services
 from courses.forms import (
     DeadlineForm,
     ExtensionForm,
@@ -195,33 +195,52 @@ def join_code(request):
 
 
 def join(request, course_slug: str):
-    """Listeners enrol with the join code; someone without an account gets a one-time set-password link."""
+    """Listeners enrol with the join code; someone without an account gets a one-time set-password link.
+
+    Before sign-in the page is limited per address, checks the code before anything else, and answers the same
+    whether or not the e-mail has an account (an existing account is told by e-mail to sign in and join).
+    """
     course = get_object_or_404(Course, slug=course_slug)
     signed_in = request.user.is_authenticated
     if signed_in and Membership.objects.filter(course=course, user=request.user).exists():
         return redirect("courses:dashboard", course_slug=course.slug)
     form_class = JoinForm if signed_in else ListenerSignupForm
     form = form_class(request.POST or None)
+    if request.method == "POST" and not signed_in:
+        per_address = ratelimit.window(
+            "join-address", ratelimit.client_address(request), "JOIN_ADDRESS_LIMIT", ratelimit.JOIN_ADDRESS_LIMIT
+        )
+        if per_address.exceeded():
+            wait = per_address.retry_after()
+            return ratelimit.too_many(
+                request,
+                f"Too many attempts to join from your network. Wait {ratelimit._retry_text(wait)} and try again.",
+                wait,
+                template="courses/join.html",
+                context={"course": course, "form": form},
+            )
+        per_address.hit()
     if request.method == "POST" and form.is_valid():
         try:
             with transaction.atomic():
                 if signed_in:
-                    user = request.user
-                else:
-                    email = form.cleaned_data["email"].lower()
-                    if User.objects.filter(email__iexact=email).exists():
-                        raise ValidationError("That e-mail already has an account: sign in first, then join.")
-                    first, _, last = form.cleaned_data["name"].rpartition(" ")
-                    user = User(username=email, email=email, first_name=first or last, last_name=last if first else "")
-                    user.set_unusable_password()
-                    user.save()
+                    services.join_course(course=course, user=request.user, code=form.cleaned_data["code"])
+                    messages.success(request, f"You joined {course.name} as a listener.")
+                    return redirect("courses:dashboard", course_slug=course.slug)
+                services.check_join_code(course=course, code=form.cleaned_data["code"])
+                email = form.cleaned_data["email"].lower()
+                existing = User.objects.filter(email__iexact=email).first()
+                if existing is not None:
+                    services.send_join_notice(user=existing, course=course)
+                    return render(request, "courses/join_done.html", {"course": course})
+                first, _, last = form.cleaned_data["name"].rpartition(" ")
+                user = User(username=email, email=email, first_name=first or last, last_name=last if first else "")
+                user.set_unusable_password()
+                user.save()
                 services.join_course(course=course, user=user, code=form.cleaned_data["code"])
         except ValidationError as exc:
             form.add_error(None, exc.messages[0])
         else:
-            if signed_in:
-                messages.success(request, f"You joined {course.name} as a listener.")
-                return redirect("courses:dashboard", course_slug=course.slug)
             services.send_welcome(user=user, course=course)
             return render(request, "courses/join_done.html", {"course": course})
     return render(request, "courses/join.html", {"course": course, "form": form})

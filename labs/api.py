@@ -7,9 +7,8 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from courses.models import Role
-from courses.ratelimit import api_upload_rate_limited
 from labs import services
-from labs.intake import IntakeError, collect, install_handler
+from labs.intake import IntakeError, admit, collect, install_handler
 from labs.models import Lab, Submission
 from labs.presenters import submission_json
 
@@ -70,7 +69,6 @@ def _lab_for(request, lab_slug: str) -> Lab | None:
 
 
 @token_required
-@api_upload_rate_limited
 @allow("GET", "POST")
 def submissions(request, lab_slug: str):
     lab = _lab_for(request, lab_slug)
@@ -87,6 +85,12 @@ def _submit(request, lab: Lab):
     early = services.may_submit(lab=lab, member=member, at=request.received_at)
     if not early.allowed:
         return api_error(early.status, early.code, early.message)
+    try:
+        admit(member=member)
+    except IntakeError as exc:
+        response = api_error(exc.status, exc.code, exc.message)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     handler = install_handler(request, max_bytes=lab.max_artifact_bytes)
     try:
         artifact = collect(

@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 
+from courses.ratelimit import upload_window
 from grader.dataset import sha256_file
 from grader.errors import GraderFault, Rejected
 from grader.limited_child import ChildLimits, run_limited
@@ -32,11 +33,30 @@ UNZIP_MEMORY_BYTES = 512 * 1024 * 1024
 class IntakeError(Exception):
     """A bad upload: the message tells the student what is wrong and what to do."""
 
-    def __init__(self, message: str, *, code: str = "bad_upload", status: int = 400):
+    def __init__(self, message: str, *, code: str = "bad_upload", status: int = 400, retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.code = code
         self.status = status
+        self.retry_after = retry_after
+
+
+def admit(*, member) -> None:
+    """The per-student upload rate, whichever path the upload comes through; IntakeError (429) past it.
+
+    Counted before the body is read, so refused and failed uploads count too: that is what the limit is for.
+    """
+    window = upload_window(member)
+    if window.exceeded():
+        wait = window.retry_after()
+        raise IntakeError(
+            f"You have sent {window.limit} uploads in the last {window.seconds} seconds, the most allowed; wait "
+            f"{wait} seconds and send it again.",
+            code="rate_limited",
+            status=429,
+            retry_after=wait,
+        )
+    window.hit()
 
 
 class BoundedUploadHandler(TemporaryFileUploadHandler):

@@ -15,7 +15,7 @@ from courses.permissions import course_view, staff_view
 from grader.registry import get_lab
 from labs import selectors, services
 from labs.forms import ReasonForm, TokenForm
-from labs.intake import IntakeError, collect, install_handler
+from labs.intake import IntakeError, admit, collect, install_handler
 from labs.models import ApiToken, Evaluation, EvaluationStatus, Lab, Submission
 
 LAB_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
@@ -90,6 +90,11 @@ def _upload_checked(request, lab_slug: str):
     early = services.may_submit(lab=lab, member=request.member, at=request.received_at)
     if not early.allowed:
         messages.error(request, early.message)
+        return redirect("labs:lab", course_slug=request.course.slug, lab_slug=lab.slug)
+    try:
+        admit(member=request.member)
+    except IntakeError as exc:
+        messages.error(request, exc.message)
         return redirect("labs:lab", course_slug=request.course.slug, lab_slug=lab.slug)
     handler = install_handler(request, max_bytes=lab.max_artifact_bytes)
     return _upload_body(request, lab, handler)

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from courses import ratelimit
 from courses.models import Membership, Role
 from courses.permissions import course_view, staff_view, student_view
 from projects import services
@@ -135,6 +136,14 @@ def invite(request, pk: int):
     form = InviteForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Enter your classmate's e-mail address.")
+        return _home(request)
+    # Bounded per student, so the invitation form cannot be used to list who is enrolled.
+    sent = ratelimit.window("invite", str(request.member.pk), "INVITE_RATE_LIMIT", ratelimit.INVITE_MEMBER_LIMIT)
+    if sent.hit() > sent.limit:
+        messages.error(
+            request,
+            f"You have sent many invitations in a short time; try again in {sent.retry_after() // 60 + 1} minutes.",
+        )
         return _home(request)
     try:
         invitation = services.invite(group=group, inviter=request.member, email=form.cleaned_data["email"])

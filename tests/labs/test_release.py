@@ -125,3 +125,38 @@ def test_prize_rankings_leave_late_work_out_unless_the_prize_says_so(lab, course
     prize.counts_late_work = True
     prize.save()
     assert [c.key for c in _lab_candidates(prize)] == [f"member:{student2.pk}", f"member:{student.pk}"]
+
+
+@pytest.mark.parametrize(
+    "who, allowed",
+    [("student", False), ("ta", True), ("instructor", True), ("other_ta", False), ("judge", False)],
+)
+def test_release_freeze_and_withdraw_answer_each_role_as_staff_only_and_change_nothing_when_refused(
+    request, lab, client, who, allowed
+):
+    from django.urls import reverse
+
+    set_deadline(lab, minutes_ago=120)
+    member = request.getfixturevalue(who)
+    client.force_login(member.user)
+    kwargs = {"course_slug": lab.course.slug, "lab_slug": lab.slug}
+
+    def state():
+        lab.refresh_from_db()
+        return (lab.private_released_at is not None, lab.frozen_at is not None)
+
+    for name, data, after in (
+        ("labs:freeze", {"frozen": "1"}, (False, True)),
+        ("labs:release", {}, (True, True)),
+        ("labs:withdraw_release", {"reason": "a late accommodation"}, (False, True)),
+    ):
+        before = state()
+        response = client.post(reverse(name, kwargs=kwargs), data)
+        if allowed:
+            assert response.status_code == 302, (name, response.status_code)
+            assert state() == after, name
+        else:
+            assert response.status_code in (403, 404), (name, response.status_code)
+            assert state() == before, name
+    if not allowed:
+        assert not lab.course.audit_entries.filter(action__startswith="leaderboard.").exists()
