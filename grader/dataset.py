@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -131,3 +132,11 @@ def verify_files(manifest: Manifest) -> None:
         problems.append(f"files whose sha256 differs from the manifest {changed[:5]}")
     if problems:
         raise GraderFault("dataset_corrupt", f"dataset {manifest.name!r} at {manifest.path}: " + "; ".join(problems))
+
+
+def pack_dataset(directory: Path, archive_path: Path) -> None:
+    """A dataset folder as a gzip tar (what registering a dataset stores)."""
+    with tarfile.open(archive_path, "w:gz") as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                archive.add(path, arcname=str(path.relative_to(directory)), recursive=False)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from courses import audit
 from courses.deadlines import format_course_time, judge_timing, settled
 from courses.models import Membership, Role
+from labs import lifecycle
 from labs.intake import Artifact
 from labs.models import ACTIVE_STATES, ApiToken, Evaluation, EvaluationStatus, Lab, Submission
 
@@ -127,7 +128,7 @@ def submit_artifact(
                 via_api=via_api,
             )
             evaluation = Evaluation.objects.create(submission=submission)
-            transaction.on_commit(lambda: send_evaluation(evaluation.pk))
+            lifecycle.send_on_commit(evaluation.pk)
     except BaseException:
         for key in stored:
             default_storage.delete(key)
@@ -166,24 +167,8 @@ def submit_baseline(*, lab: Lab, owner: Membership, artifact: Artifact, label: s
         baseline_label=label[:80],
     )
     evaluation = Evaluation.objects.create(submission=submission, reason="baseline")
-    transaction.on_commit(lambda: send_evaluation(evaluation.pk))
+    lifecycle.send_on_commit(evaluation.pk)
     return submission
-
-
-def send_evaluation(evaluation_id: int, *, countdown: int = 0) -> bool:
-    """Send the grading task; if the broker is down the student still has her answer and the reaper resends."""
-    from worker.tasks import evaluate
-
-    evaluation = Evaluation.objects.select_related("submission__lab").get(pk=evaluation_id)
-    try:
-        evaluate.apply_async(
-            args=[evaluation_id], queue=evaluation.submission.lab.queue, countdown=countdown or None, retry=False
-        )
-    except Exception:
-        log.warning("could not send evaluation %s; the reaper will resend it", evaluation_id, exc_info=True)
-        return False
-    Evaluation.objects.filter(pk=evaluation_id, status=EvaluationStatus.QUEUED).update(sent_at=timezone.now())
-    return True
 
 
 @transaction.atomic
@@ -208,7 +193,7 @@ def rerun(*, submission: Submission, actor, reason: str = "re-run by staff") -> 
         after={"evaluation": evaluation.pk},
         reason=reason,
     )
-    transaction.on_commit(lambda: send_evaluation(evaluation.pk))
+    lifecycle.send_on_commit(evaluation.pk)
     return evaluation
 
 
@@ -228,7 +213,8 @@ def regrade_lab(*, lab: Lab, actor, reason: str) -> int:
         reason=reason,
     )
     ids = [evaluation.pk for evaluation in created]
-    transaction.on_commit(lambda: [send_evaluation(pk) for pk in ids])
+    for pk in ids:
+        lifecycle.send_on_commit(pk)
     return len(created)
 
 

@@ -16,7 +16,7 @@ from grader.registry import get_lab
 from labs import selectors, services
 from labs.forms import ReasonForm, TokenForm
 from labs.intake import IntakeError, admit, collect, install_handler
-from labs.models import ApiToken, Evaluation, EvaluationStatus, Lab, Submission
+from labs.models import ACTIVE_STATES, ApiToken, Evaluation, EvaluationStatus, Lab, Submission
 
 LAB_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
 
@@ -46,7 +46,7 @@ def _submissions_context(request, lab: Lab) -> dict:
     for submission in submissions:
         evaluation = selectors.latest_evaluation(submission)
         position = selectors.queue_position(evaluation) if evaluation else None
-        if evaluation and evaluation.status in ("queued", "running"):
+        if evaluation and evaluation.status in ACTIVE_STATES:
             active = True
         rows.append({"submission": submission, "evaluation": evaluation, "position": position})
     return {"course": request.course, "lab": lab, "rows": rows, "active": active}

@@ -65,11 +65,3 @@ def cached_dataset(dataset: EvaluationDataset) -> Path:
                 raise
             raise DatasetUnavailable(f"dataset {dataset.name} could not be prepared: {exc}") from exc
     return target
-
-
-def pack_dataset(directory: Path, archive_path: Path) -> None:
-    """A dataset folder as a gzip tar (what registering a dataset stores)."""
-    with tarfile.open(archive_path, "w:gz") as archive:
-        for path in sorted(directory.rglob("*")):
-            if path.is_file():
-                archive.add(path, arcname=str(path.relative_to(directory)), recursive=False)

@@ -13,18 +13,16 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import connections, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db import connections
 
 from grader.errors import EXIT_OK, EXIT_REJECTED
 from grader.registry import get_lab, out_of_range
 from grader.result import parse_result
+from labs import lifecycle
 from labs.models import Evaluation, EvaluationStatus, Lab
 from worker.datasets import DatasetUnavailable, cached_dataset
 from worker.health import node_health
@@ -90,30 +88,6 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{threading.get_native_id()}"
 
 
-def claim(evaluation_id: int) -> uuid.UUID | None:
-    """queued -> running with a fresh token and lease; None when someone else has it or it is finished."""
-    token = uuid.uuid4()
-    now = timezone.now()
-    claimed = Evaluation.objects.filter(pk=evaluation_id, status=EvaluationStatus.QUEUED).update(
-        status=EvaluationStatus.RUNNING,
-        claim_token=token,
-        lease_expires_at=now + timedelta(seconds=settings.EVALUATION_LEASE_SECONDS),
-        started_at=now,
-        worker=worker_name()[:200],
-        attempt=F("attempt") + 1,
-    )
-    return token if claimed else None
-
-
-def renew_lease(evaluation_id: int, token: uuid.UUID) -> bool:
-    expires = timezone.now() + timedelta(seconds=settings.EVALUATION_LEASE_SECONDS)
-    return bool(
-        Evaluation.objects.filter(pk=evaluation_id, claim_token=token, status=EvaluationStatus.RUNNING).update(
-            lease_expires_at=expires
-        )
-    )
-
-
 class Heartbeat(threading.Thread):
     """Renews the lease while the grader runs; if the claim is lost, stops the sandbox."""
 
@@ -130,7 +104,7 @@ class Heartbeat(threading.Thread):
         try:
             while not self.stopped.wait(interval):
                 try:
-                    still_ours = renew_lease(self.evaluation_id, self.token)
+                    still_ours = lifecycle.renew(self.evaluation_id, self.token)
                 except Exception:
                     log.warning("heartbeat of evaluation %s could not reach the database", self.evaluation_id)
                     connections.close_all()  # reconnect on the next beat rather than reuse a broken connection
@@ -146,20 +120,6 @@ class Heartbeat(threading.Thread):
 
     def stop(self):
         self.stopped.set()
-
-
-def finish(evaluation_id: int, token: uuid.UUID, status: str, **fields) -> bool:
-    """Write the outcome only if the token still holds the claim; True when written."""
-    values = {"status": status, "lease_expires_at": None, **fields}
-    if status in (EvaluationStatus.SUCCEEDED, EvaluationStatus.FAILED, EvaluationStatus.ERROR):
-        values["finished_at"] = timezone.now()
-    if status == EvaluationStatus.QUEUED:
-        values["claim_token"] = None
-    with transaction.atomic():
-        written = Evaluation.objects.filter(
-            pk=evaluation_id, claim_token=token, status=EvaluationStatus.RUNNING
-        ).update(**values)
-    return bool(written)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -466,10 +426,6 @@ def judge_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: P
                 retry=True,
             )
 
-        def pick(split, metric):
-            value = metrics.get(split, {}).get(metric)
-            return float(value) if isinstance(value, int | float) else None
-
         return Verdict(
             EvaluationStatus.SUCCEEDED,
             {
@@ -479,10 +435,7 @@ def judge_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: P
                 "groups": result.get("groups"),
                 "details": result.get("details") or {},
                 "samples": [s for s in result.get("samples", []) if s.get("split") == "public"],
-                "public_score": pick("public", lab.primary_metric),
-                "private_score": pick("private", lab.primary_metric),
-                "public_tiebreak": pick("public", lab.tiebreak_metric),
-                "private_tiebreak": pick("private", lab.tiebreak_metric),
+                **lifecycle.score_columns(lab, metrics),
                 "error_code": "",
                 "error_message": "",
                 "log_tail": "",
@@ -514,22 +467,20 @@ def judge_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: P
 def grade(evaluation_id: int) -> str:
     """Grade one evaluation end to end; returns what happened (for logs and tests)."""
     sandbox = configured_sandbox()  # raises SandboxUnavailable before anything is claimed
-    token = claim(evaluation_id)
+    token = lifecycle.claim(evaluation_id, worker=worker_name())
     if token is None:
         return "not-claimed"
     evaluation = Evaluation.objects.select_related("submission__lab__dataset", "submission__member__user").get(
         pk=evaluation_id
     )
     lab = evaluation.submission.lab
-    if evaluation.attempt > settings.EVALUATION_MAX_ATTEMPTS:
-        finish(
+    if lifecycle.attempts_left(evaluation) < 0:
+        lifecycle.give_up(
             evaluation_id,
             token,
-            EvaluationStatus.ERROR,
-            error_code="too_many_attempts",
-            error_message=f"Gave up after {settings.EVALUATION_MAX_ATTEMPTS} attempts.",
+            code="too_many_attempts",
+            message=f"Gave up after {settings.EVALUATION_MAX_ATTEMPTS} attempts.",
         )
-        notify(evaluation_id)
         return "gave-up"
     heartbeat = Heartbeat(evaluation_id, token)
     heartbeat.start()
@@ -569,34 +520,11 @@ def grade(evaluation_id: int) -> str:
 
 def conclude(evaluation: Evaluation, token: uuid.UUID, verdict: Verdict) -> str:
     """Store the verdict; platform faults go back to the queue with backoff until the attempts run out."""
-    if verdict.retry and evaluation.attempt < settings.EVALUATION_MAX_ATTEMPTS:
+    if verdict.retry and lifecycle.attempts_left(evaluation) > 0:
         fields = {k: v for k, v in verdict.fields.items() if k in {"staff_log", "error_code", "error_message"}}
-        if finish(evaluation.pk, token, EvaluationStatus.QUEUED, **fields):
-            from labs.services import send_evaluation
-
-            send_evaluation(evaluation.pk, countdown=min(300, 5 * 2**evaluation.attempt))
-            return "retrying"
+        return "retrying" if lifecycle.retry(evaluation, token, **fields) else "claim-lost"
+    if not lifecycle.finish(evaluation.pk, token, verdict.status, **verdict.fields):
         return "claim-lost"
-    if finish(evaluation.pk, token, verdict.status, **verdict.fields):
-        notify(evaluation.pk)
-        if verdict.status == EvaluationStatus.SUCCEEDED and evaluation.submission.lab.evaluator_options.get(
-            "judge_url"
-        ):
-            from worker.tasks import judge_style
-
-            transaction.on_commit(lambda: judge_style.apply_async(args=[evaluation.pk], queue="default"))
-        return verdict.status
-    return "claim-lost"
-
-
-def notify(evaluation_id: int) -> None:
-    """E-mail the student once when her evaluation reaches its final state."""
-    from labs.notifications import evaluation_finished
-
-    claimed = Evaluation.objects.filter(pk=evaluation_id, notified_at__isnull=True).update(notified_at=timezone.now())
-    if claimed:
-        evaluation_finished(
-            Evaluation.objects.select_related("submission__lab__course", "submission__member__user").get(
-                pk=evaluation_id
-            )
-        )
+    if verdict.status == EvaluationStatus.SUCCEEDED and evaluation.submission.lab.evaluator_options.get("judge_url"):
+        lifecycle.send_style_judging(evaluation.pk)
+    return verdict.status

@@ -7,6 +7,7 @@ import statistics
 from django.db import transaction
 
 from grader.llm_judge import JudgeError, judge_style
+from labs import lifecycle
 from labs.models import Evaluation, EvaluationStatus
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,8 @@ def judge_evaluation(evaluation_id: int) -> str:
         details["style_judge"] = "llm"
         details["style_scores"] = {"public": scores.get("public", [])}
         evaluation.metrics, evaluation.details = metrics, details
-        if lab.tiebreak_metric == "style_score":
-            evaluation.public_tiebreak = metrics.get("public", {}).get("style_score")
-            evaluation.private_tiebreak = metrics.get("private", {}).get("style_score")
-        evaluation.save(update_fields=["metrics", "details", "public_tiebreak", "private_tiebreak"])
+        columns = lifecycle.score_columns(lab, metrics)
+        for name, value in columns.items():
+            setattr(evaluation, name, value)
+        evaluation.save(update_fields=["metrics", "details", *columns])
     return "judged"

@@ -6,6 +6,7 @@ import uuid
 import pytest
 from django.core import mail
 
+from labs import lifecycle
 from labs.models import Evaluation
 from tests.factories import save_lstm, submit_folder
 from worker import grading
@@ -63,11 +64,11 @@ def test_nan_weights_end_failed_with_the_students_message(graded_lab, student, t
 
 def test_only_the_current_claim_token_may_write(submission):
     evaluation = submission.evaluations.get()
-    token = grading.claim(evaluation.pk)
+    token = lifecycle.claim(evaluation.pk, worker="test")
     assert token is not None
-    assert grading.claim(evaluation.pk) is None
-    assert not grading.finish(evaluation.pk, uuid.uuid4(), "succeeded", public_score=0.0)
-    assert grading.finish(evaluation.pk, token, "failed", error_code="x")
+    assert lifecycle.claim(evaluation.pk, worker="test") is None
+    assert not lifecycle.finish(evaluation.pk, uuid.uuid4(), "succeeded", public_score=0.0)
+    assert lifecycle.finish(evaluation.pk, token, "failed", error_code="x")
     assert Evaluation.objects.get(pk=evaluation.pk).status == "failed"
 
 
@@ -181,10 +182,10 @@ def test_platform_fault_goes_back_to_the_queue_until_attempts_run_out(submission
     settings.EVALUATION_MAX_ATTEMPTS = 2
     evaluation = submission.evaluations.get()
     verdict = grading.Verdict("error", {"error_code": "timeout", "error_message": "slow"}, retry=True)
-    token = grading.claim(evaluation.pk)
+    token = lifecycle.claim(evaluation.pk, worker="test")
     assert grading.conclude(Evaluation.objects.get(pk=evaluation.pk), token, verdict) == "retrying"
     assert Evaluation.objects.get(pk=evaluation.pk).status == "queued"
-    token = grading.claim(evaluation.pk)
+    token = lifecycle.claim(evaluation.pk, worker="test")
     assert grading.conclude(Evaluation.objects.get(pk=evaluation.pk), token, verdict) == "error"
     final = Evaluation.objects.get(pk=evaluation.pk)
     assert (final.status, final.attempt, final.error_code) == ("error", 2, "timeout")

@@ -6,10 +6,9 @@ from pathlib import Path
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
-from grader.dataset import load_manifest
+from grader.dataset import load_manifest, pack_dataset
 from grader.errors import GraderFault
 from labs.models import EvaluationDataset, Lab
-from worker.datasets import pack_dataset
 
 
 def register_dataset(directory: Path, *, user=None) -> EvaluationDataset:
