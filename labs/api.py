@@ -8,11 +8,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from courses.models import Role
 from labs import services
-from labs.intake import IntakeError, admit, collect, install_handler
 from labs.models import Lab, Submission
 from labs.presenters import submission_json
-
-MAX_DESCRIPTION = 4000
+from labs.uploads import UploadRefused, accept_upload, open_upload
 
 
 def api_error(status: int, code: str, message: str, **extra) -> JsonResponse:
@@ -81,39 +79,14 @@ def submissions(request, lab_slug: str):
 
 
 def _submit(request, lab: Lab):
-    member = request.member
-    early = services.may_submit(lab=lab, member=member, at=request.received_at)
-    if not early.allowed:
-        return api_error(early.status, early.code, early.message)
     try:
-        admit(member=member)
-    except IntakeError as exc:
+        handler = open_upload(request, lab=lab, member=request.member)
+        submission = accept_upload(request, lab=lab, member=request.member, handler=handler, via_api=True)
+    except UploadRefused as exc:
         response = api_error(exc.status, exc.code, exc.message)
-        response["Retry-After"] = str(exc.retry_after)
+        if exc.retry_after:
+            response["Retry-After"] = str(exc.retry_after)
         return response
-    handler = install_handler(request, max_bytes=lab.max_artifact_bytes)
-    try:
-        artifact = collect(
-            kind=lab.kind,
-            uploads=dict(request.FILES.items()),
-            max_bytes=lab.max_artifact_bytes,
-            handler=handler,
-            options=lab.evaluator_options,
-        )
-    except IntakeError as exc:
-        return api_error(exc.status, exc.code, exc.message)
-    description = request.POST.get("description", "")[:MAX_DESCRIPTION]
-    try:
-        submission = services.submit_artifact(
-            lab=lab,
-            member=member,
-            artifact=artifact,
-            received_at=request.received_at,
-            description=description,
-            via_api=True,
-        )
-    except services.SubmissionRefused as exc:
-        return api_error(exc.decision.status, exc.decision.code, exc.decision.message)
     body = submission_json(submission)
     if submission.late:
         body["warning"] = "Accepted as late."

@@ -30,8 +30,9 @@ UNZIP_SECONDS = 60
 UNZIP_MEMORY_BYTES = 512 * 1024 * 1024
 
 
-class IntakeError(Exception):
-    """A bad upload: the message tells the student what is wrong and what to do."""
+class UploadRefused(Exception):
+    """The one refusal of an upload, whoever refuses it (the deadline rule, her rate, the intake, the store): the
+    message tells the student what is wrong and what to do; web form and token API show it as it is."""
 
     def __init__(self, message: str, *, code: str = "bad_upload", status: int = 400, retry_after: int | None = None):
         super().__init__(message)
@@ -42,14 +43,14 @@ class IntakeError(Exception):
 
 
 def admit(*, member) -> None:
-    """The per-student upload rate, whichever path the upload comes through; IntakeError (429) past it.
+    """The per-student upload rate, whichever path the upload comes through; UploadRefused (429) past it.
 
     Counted before the body is read, so refused and failed uploads count too: that is what the limit is for.
     """
     window = upload_window(member)
     if window.exceeded():
         wait = window.retry_after()
-        raise IntakeError(
+        raise UploadRefused(
             f"You have sent {window.limit} uploads in the last {window.seconds} seconds, the most allowed; wait "
             f"{wait} seconds and send it again.",
             code="rate_limited",
@@ -125,15 +126,15 @@ def collect(
     handler: BoundedUploadHandler | None = None,
     options: dict | None = None,
 ) -> Artifact:
-    """Turn the request's files into a checked artifact folder, or raise IntakeError (nothing is kept)."""
+    """Turn the request's files into a checked artifact folder, or raise UploadRefused (nothing is kept)."""
     if handler is not None and handler.problem == "too_large":
-        raise IntakeError(
+        raise UploadRefused(
             f"The upload is larger than this lab's limit of {max_bytes // (1024 * 1024)} MB.",
             code="too_large",
             status=413,
         )
     if handler is not None and handler.problem == "too_slow":
-        raise IntakeError(
+        raise UploadRefused(
             f"The upload took longer than {settings.UPLOAD_BODY_SECONDS // 60} minutes and was stopped; try again "
             "on a faster connection (a slow upload does not extend the deadline).",
             code="too_slow",
@@ -144,7 +145,7 @@ def collect(
     required = file_sets[0]
     accepted = set().union(*file_sets)
     if not uploads:
-        raise IntakeError(
+        raise UploadRefused(
             f"The upload is empty: send {_describe(required)}, or one .zip holding exactly them.", code="empty"
         )
     directory = Path(tempfile.mkdtemp(prefix="artifact-", dir=settings.FILE_UPLOAD_TEMP_DIR))
@@ -157,21 +158,21 @@ def collect(
             for field_name, upload in items:
                 name = field_name if field_name in accepted else os.path.basename(upload.name or "")
                 if not _plain_name(name) or not _plain_name(field_name):
-                    raise IntakeError("A file name contains control or direction-changing characters; rename it.")
+                    raise UploadRefused("A file name contains control or direction-changing characters; rename it.")
                 if name not in accepted:
-                    raise IntakeError(
+                    raise UploadRefused(
                         f"Unexpected file {name!r}: a {lab.title} artifact is exactly {_describe(required)}.",
                         code="wrong_files",
                     )
                 target = directory / name
                 if target.exists():
-                    raise IntakeError(f"{name} was sent twice.", code="wrong_files")
+                    raise UploadRefused(f"{name} was sent twice.", code="wrong_files")
                 _store_upload(upload, target)
         names = {p.name for p in directory.iterdir()}
         if names not in file_sets:
             missing = required - names if names <= required else set()
             alternatives = " or ".join(_describe(s) for s in file_sets)
-            raise IntakeError(
+            raise UploadRefused(
                 (f"Missing {_describe(missing)}: " if missing else "")
                 + f"a {lab.title} artifact is exactly {alternatives}.",
                 code="wrong_files",
@@ -179,11 +180,11 @@ def collect(
         for path in sorted(directory.iterdir()):
             size = path.stat().st_size
             if size == 0:
-                raise IntakeError(f"{path.name} is empty.", code="empty")
+                raise UploadRefused(f"{path.name} is empty.", code="empty")
             artifact.files.append({"name": path.name, "sha256": sha256_file(path), "size": size})
             artifact.size += size
         if artifact.size > max_bytes:
-            raise IntakeError(
+            raise UploadRefused(
                 f"The files add up to more than this lab's limit of {max_bytes // (1024 * 1024)} MB.",
                 code="too_large",
                 status=413,
@@ -192,11 +193,11 @@ def collect(
         try:
             artifact.summary = lab.check(directory, deep=False, options=options)
         except Rejected as exc:
-            raise IntakeError(exc.message, code=exc.code)
+            raise UploadRefused(exc.message, code=exc.code)
         except GraderFault as exc:
             # The lab is misconfigured (e.g. its base model folder is missing): the platform's fault, not hers.
             logger.error("lab %s cannot check uploads: %s", kind, exc.message)
-            raise IntakeError(
+            raise UploadRefused(
                 "This lab cannot check uploads right now (the staff have been told); try again later.",
                 code="lab_unavailable",
                 status=503,
@@ -235,7 +236,7 @@ def _unzip(upload, directory: Path, required: set[str], max_bytes: int) -> None:
             pythonpath=[str(settings.BASE_DIR)],
         )
         if done.timed_out:
-            raise IntakeError("The .zip took too long to unpack; send the files themselves instead.", code="bad_zip")
+            raise UploadRefused("The .zip took too long to unpack; send the files themselves instead.", code="bad_zip")
         try:
             verdict = json.loads(done.stdout.decode().strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -243,4 +244,4 @@ def _unzip(upload, directory: Path, required: set[str], max_bytes: int) -> None:
         if not verdict.get("ok"):
             for path in directory.iterdir():
                 path.unlink()
-            raise IntakeError(f"The .zip was refused: {verdict.get('error')}.", code="bad_zip")
+            raise UploadRefused(f"The .zip was refused: {verdict.get('error')}.", code="bad_zip")

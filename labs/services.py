@@ -15,25 +15,19 @@ from courses import audit
 from courses.deadlines import format_course_time, judge_timing, settled
 from courses.models import Membership, Role
 from labs import lifecycle
-from labs.intake import Artifact
+from labs.intake import Artifact, UploadRefused
 from labs.models import ACTIVE_STATES, ApiToken, Evaluation, EvaluationStatus, Lab, Submission
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Decision:
+class SubmissionCheck:
     allowed: bool
     late: bool = False
     code: str = "ok"
     message: str = ""
     status: int = 200
-
-
-class SubmissionRefused(Exception):
-    def __init__(self, decision: Decision):
-        super().__init__(decision.message)
-        self.decision = decision
 
 
 def _day_start(lab: Lab, at: datetime) -> datetime:
@@ -51,19 +45,19 @@ def submissions_counted_today(*, lab: Lab, member: Membership, at: datetime) -> 
     )
 
 
-def may_submit(*, lab: Lab, member: Membership, at: datetime) -> Decision:
+def may_submit(*, lab: Lab, member: Membership, at: datetime) -> SubmissionCheck:
     """The one rule for 'may this student submit now?': membership, deadline and late policy, quota, in-flight."""
     if member.course_id != lab.course_id:
-        return Decision(False, code="not_in_course", message="This lab belongs to another course.", status=404)
+        return SubmissionCheck(False, code="not_in_course", message="This lab belongs to another course.", status=404)
     if member.role != Role.STUDENT:
-        return Decision(False, code="not_a_student", message="Only students submit lab work.", status=403)
+        return SubmissionCheck(False, code="not_a_student", message="Only students submit lab work.", status=403)
     timing = judge_timing(deadline=lab.deadline, member=member, at=at)
     if not timing.allowed:
-        return Decision(False, late=True, code="deadline_passed", message=timing.message, status=403)
+        return SubmissionCheck(False, late=True, code="deadline_passed", message=timing.message, status=403)
     used = submissions_counted_today(lab=lab, member=member, at=at)
     if used >= lab.daily_quota:
         tomorrow = _day_start(lab, at) + timedelta(days=1)
-        return Decision(
+        return SubmissionCheck(
             False,
             code="quota",
             message=(
@@ -76,13 +70,13 @@ def may_submit(*, lab: Lab, member: Membership, at: datetime) -> Decision:
         submission__lab=lab, submission__member=member, status__in=ACTIVE_STATES
     ).count()
     if in_flight >= lab.max_in_flight:
-        return Decision(
+        return SubmissionCheck(
             False,
             code="in_flight",
             message=f"You already have {in_flight} evaluations waiting; submit again when one has finished.",
             status=429,
         )
-    return Decision(True, late=timing.late, message=timing.message)
+    return SubmissionCheck(True, late=timing.late, message=timing.message)
 
 
 def submit_artifact(
@@ -97,19 +91,14 @@ def submit_artifact(
             Membership.objects.select_for_update().get(pk=member.pk)
             decision = may_submit(lab=lab, member=member, at=received_at)
             if not decision.allowed:
-                raise SubmissionRefused(decision)
+                raise UploadRefused(decision.message, code=decision.code, status=decision.status)
             earlier = Submission.objects.filter(lab=lab, member=member, sha256=artifact.sha256).first()
             if earlier:
-                raise SubmissionRefused(
-                    Decision(
-                        False,
-                        code="duplicate",
-                        message=(
-                            f"This artifact is identical to your submission #{earlier.pk} of "
-                            f"{format_course_time(earlier.received_at, lab.course)}; it was not graded again."
-                        ),
-                        status=409,
-                    )
+                raise UploadRefused(
+                    f"This artifact is identical to your submission #{earlier.pk} of "
+                    f"{format_course_time(earlier.received_at, lab.course)}; it was not graded again.",
+                    code="duplicate",
+                    status=409,
                 )
             for item in artifact.files:
                 with (artifact.directory / item["name"]).open("rb") as handle:

@@ -15,8 +15,8 @@ from courses.permissions import course_view, staff_view
 from grader.registry import get_lab
 from labs import selectors, services
 from labs.forms import ReasonForm, TokenForm
-from labs.intake import IntakeError, admit, collect, install_handler
 from labs.models import ACTIVE_STATES, ApiToken, Evaluation, EvaluationStatus, Lab, Submission
+from labs.uploads import UploadRefused, accept_upload, open_upload
 
 LAB_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
 
@@ -87,41 +87,20 @@ def _upload_checked(request, lab_slug: str):
     lab = _lab(request, lab_slug)
     if request.method != "POST":
         return redirect("labs:lab", course_slug=request.course.slug, lab_slug=lab.slug)
-    early = services.may_submit(lab=lab, member=request.member, at=request.received_at)
-    if not early.allowed:
-        messages.error(request, early.message)
-        return redirect("labs:lab", course_slug=request.course.slug, lab_slug=lab.slug)
     try:
-        admit(member=request.member)
-    except IntakeError as exc:
+        handler = open_upload(request, lab=lab, member=request.member)
+    except UploadRefused as exc:
         messages.error(request, exc.message)
         return redirect("labs:lab", course_slug=request.course.slug, lab_slug=lab.slug)
-    handler = install_handler(request, max_bytes=lab.max_artifact_bytes)
     return _upload_body(request, lab, handler)
 
 
 @csrf_protect
 def _upload_body(request, lab: Lab, handler):
     try:
-        artifact = collect(
-            kind=lab.kind,
-            uploads=dict(request.FILES.items()),
-            max_bytes=lab.max_artifact_bytes,
-            handler=handler,
-            options=lab.evaluator_options,
-        )
-        submission = services.submit_artifact(
-            lab=lab,
-            member=request.member,
-            artifact=artifact,
-            received_at=request.received_at,
-            description=request.POST.get("description", ""),
-            via_api=False,
-        )
-    except IntakeError as exc:
+        submission = accept_upload(request, lab=lab, member=request.member, handler=handler, via_api=False)
+    except UploadRefused as exc:
         messages.error(request, exc.message)
-    except services.SubmissionRefused as exc:
-        messages.error(request, exc.decision.message)
     else:
         note = " (accepted as late)" if submission.late else ""
         messages.success(request, f"Submission #{submission.pk} accepted{note}; it is queued for grading.")
