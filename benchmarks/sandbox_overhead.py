@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -40,6 +41,16 @@ def prepare(work: Path, cache: Path | None, train_options: list[str]) -> tuple[P
             cmd += ["--option", option]
         subprocess.run(cmd, check=True, cwd=REPO)
     return data / "music", reference
+
+
+def share_with_box(folder: Path) -> None:
+    """Lay a folder out as the worker does for what the box reads: readable by the box's group, nobody else."""
+    from worker.sandbox.account import sandbox_user
+
+    gid = sandbox_user().gid
+    for path in [folder, *folder.rglob("*")]:
+        os.chown(path, -1, gid)
+        path.chmod(0o750 if path.is_dir() else 0o640)
 
 
 def parse_options(pairs: list[str]) -> dict[str, str]:
@@ -80,6 +91,8 @@ def time_sandbox(data: Path, reference: Path, options: dict, job_root: Path) -> 
     """Seconds from submit to outcome in a warm sandbox, and how long warming took (not counted)."""
     for name in ("submission", "out"):
         (job_root / name).mkdir(parents=True)
+    share_with_box(data)
+    share_with_box(job_root / "submission")
     sandbox = get_sandbox("bubblewrap")
     mounts = [
         Mount(job_root / "submission", "/job/submission"),
@@ -100,6 +113,7 @@ def time_sandbox(data: Path, reference: Path, options: dict, job_root: Path) -> 
         # The artifact arrives with the job: copying it in is part of the measured time.
         for f in reference.iterdir():
             shutil.copy2(f, job_root / "submission" / f.name)
+        share_with_box(job_root / "submission")
         outcome = box.submit(json.dumps(job).encode())
         elapsed = time.perf_counter() - started
     finally:
