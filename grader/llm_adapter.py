@@ -279,7 +279,9 @@ def check_adapter(artifact_dir: Path | str, spec: BaseSpec, *, deep: bool = Fals
             f"{WEIGHTS_FILE} is {weights.stat().st_size // (1024 * 1024)} MiB; an adapter for this lab is at most "
             f"{MAX_WEIGHTS_BYTES // (1024 * 1024)} MiB. Upload only the LoRA adapter. {SAVE_HINT}",
         )
-    header = read_header(weights)
+    # At most A and B of each module LoRA may target in each layer; the spare lets a file of other weights be
+    # refused by name below.
+    header = read_header(weights, max_tensors=2 * spec.num_layers * len(spec.modules) + 64)
     _reject_full_weights(header)
     settings = validate_adapter_config(cfg, spec)
     expect_tensors(header, expected_tensors(spec, settings))

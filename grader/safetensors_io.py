@@ -34,6 +34,17 @@ DTYPE_SIZES = {
 }
 
 MIB = 1024 * 1024
+# The largest header a lab's model can need: an all-linear LoRA adapter of a 2B model has a header of tens of KB.
+# The header is JSON that the web process parses at upload, so its length (the file's first 8 bytes) is checked
+# before any of it is read: a parsed header costs tens of times its size in memory.
+MAX_HEADER_BYTES = 1 * MIB
+# Within that, the parser's memory follows the number of JSON values (an empty object costs 80 bytes of memory for
+# 3 bytes of text), so they are counted before parsing: a tensor's entry holds at most 6 + ndim of them.
+HEADER_VALUES_PER_TENSOR = 12
+HEADER_VALUES_SPARE = 256  # __metadata__ and the outer object
+# The most tensors a lab's artifact may hold unless its lab says fewer: an all-linear LoRA adapter of an 80-layer
+# model holds 1,120. With the count above it bounds what parsing a header can cost to a few MB.
+MAX_TENSORS = 4096
 SAVE_HINT = (
     "Save the weights with `from safetensors.torch import save_file; "
     'save_file(model.state_dict(), "model.safetensors")`.'
@@ -63,7 +74,7 @@ def _looks_like_pickle(head: bytes) -> bool:
 
 
 def read_header(
-    path: Path | str, *, max_header_bytes: int = 16 * MIB, max_tensors: int = 10_000
+    path: Path | str, *, max_header_bytes: int = MAX_HEADER_BYTES, max_tensors: int = MAX_TENSORS
 ) -> dict[str, TensorInfo]:
     """Parse and validate the header of a safetensors file without reading any tensor data."""
     path = Path(path)
@@ -88,8 +99,9 @@ def read_header(
         if header_len > max_header_bytes:
             raise Rejected(
                 "not_safetensors",
-                f"{name} is not a safetensors file (its header would be {header_len} bytes, "
-                f"the limit is {max_header_bytes}). {SAVE_HINT}",
+                f"{name} is not a safetensors file of this lab's model: its header would be {header_len} bytes, "
+                f"over the limit of {_size(max_header_bytes)} (the header of this lab's model is far smaller). "
+                f"{SAVE_HINT}",
             )
         if 8 + header_len > size:
             raise Rejected(
@@ -99,6 +111,15 @@ def read_header(
             )
         fh.seek(8)
         raw = fh.read(header_len)
+    # Every value but a container's first follows a comma, so commas and containers bound the values (commas inside
+    # strings only make the count larger); counting bytes allocates nothing.
+    values = raw.count(b",") + raw.count(b"{") + raw.count(b"[")
+    if values > HEADER_VALUES_PER_TENSOR * max_tensors + HEADER_VALUES_SPARE:
+        raise Rejected(
+            "not_safetensors",
+            f"{name} is not a safetensors file of this lab's model: its header holds about {values} entries, more "
+            f"than {max_tensors} tensors (the most allowed) can need. {SAVE_HINT}",
+        )
     try:
         header = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting exhausts the JSON parser's stack
@@ -133,6 +154,12 @@ def read_header(
     if expected_start != data_len:
         raise Rejected("not_safetensors", f"{name} has {data_len - expected_start} unexplained bytes at its end.")
     return tensors
+
+
+def _size(count: int) -> str:
+    if count % MIB == 0:
+        return f"{count // MIB} MiB ({count} bytes)"
+    return f"{count} bytes"
 
 
 def _refuse_constant(token: str):

@@ -10,6 +10,7 @@ import torch
 
 from grader.errors import Rejected
 from grader.labs.music import COURSE_VOCAB, Lab
+from grader.safetensors_io import MAX_HEADER_BYTES
 from tests.grader.conftest import save_lstm
 
 LAB = Lab()
@@ -54,6 +55,29 @@ def test_a_truncated_file_is_refused(artifact):
     err = rejected(artifact, deep=False)
     assert err.code == "truncated_file"
     assert "truncated" in err.message
+
+
+def test_a_header_longer_than_the_limit_is_refused_by_its_length_before_it_is_parsed(artifact):
+    # 2 MiB of invalid JSON: had the parser run, the refusal would say the header is not JSON.
+    raw = b"{" + b"x" * (2 * 1024 * 1024 - 1)
+    (artifact / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)
+    err = rejected(artifact, deep=False)
+    assert err.code == "not_safetensors"
+    assert err.message.startswith(
+        "model.safetensors is not a safetensors file of this lab's model: its header would be 2097152 bytes, "
+        "over the limit of 1 MiB (1048576 bytes)"
+    )
+    assert "JSON" not in err.message
+
+
+def test_a_header_of_900_kb_is_still_accepted(artifact):
+    from safetensors.torch import load_file, save_file
+
+    path = artifact / "model.safetensors"
+    save_file(load_file(path), str(path), metadata={"notes": "x" * 900_000})
+    header_len = struct.unpack("<Q", path.read_bytes()[:8])[0]
+    assert 900_000 < header_len < MAX_HEADER_BYTES
+    assert LAB.check(artifact, deep=True)["dtypes"] == ["F32"]
 
 
 def test_a_pickle_renamed_to_safetensors_is_refused_without_being_loaded(artifact):

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from grader.labs import music
+from grader.safetensors_io import MAX_HEADER_BYTES
 from labs.models import Evaluation, Submission
 from tests.factories import save_lstm, zip_bytes
 from tests.security.conftest import REPO, pickle_payload
@@ -136,9 +137,9 @@ def test_a_pickle_inside_a_zip_is_refused(api, music_lab, valid, marker):
 @pytest.mark.parametrize(
     ("declared", "code", "words"),
     [
-        (16 * 1024 * 1024 + 1, "not_safetensors", ["header would be 16777217 bytes"]),
+        (MAX_HEADER_BYTES + 1, "not_safetensors", ["header would be 1048577 bytes", "limit of 1 MiB"]),
         (2**64 - 1, "not_safetensors", ["header would be"]),
-        (16 * 1024 * 1024 - 8, "truncated_file", ["truncated"]),
+        (MAX_HEADER_BYTES - 8, "truncated_file", ["truncated"]),
     ],
 )
 def test_a_safetensors_header_length_at_or_past_the_limit_is_refused(api, music_lab, valid, declared, code, words):
@@ -148,16 +149,54 @@ def test_a_safetensors_header_length_at_or_past_the_limit_is_refused(api, music_
     refused(api, music_lab, files(model__safetensors=data, config__json=valid["config.json"]), code=code, words=words)
 
 
-def test_a_header_of_100000_tiny_tensors_is_refused(api, music_lab, valid):
-    header = {f"t{i}": {"dtype": "U8", "shape": [1], "data_offsets": [i, i + 1]} for i in range(100_000)}
-    data = safetensors_bytes(header, b"\0" * 100_000)
-    refused(
+def test_a_2_mib_header_is_refused_by_its_length_before_the_web_parses_it(api, music_lab, valid):
+    # 2 MiB of invalid JSON: had the parser run, the message would say the header is not JSON.
+    raw = b"{" + b'"t": ' * (2 * 1024 * 1024 // 5)
+    data = struct.pack("<Q", len(raw)) + raw
+    message = refused(
         api,
         music_lab,
         files(model__safetensors=data, config__json=valid["config.json"]),
-        code="too_many_tensors",
-        words=["100000 tensors", "10000"],
+        code="not_safetensors",
+        words=[
+            "model.safetensors is not a safetensors file of this lab's model",
+            f"header would be {len(raw)} bytes",
+            "limit of 1 MiB (1048576 bytes)",
+            "save_file",
+        ],
     )
+    assert "JSON" not in message
+
+
+@pytest.mark.parametrize(
+    ("count", "code", "words"),
+    [
+        (100, "too_many_tensors", ["100 tensors", "at most 64"]),
+        # Counted before parsing: more JSON values than 64 tensors can need.
+        (1_000, "not_safetensors", ["about 7000 entries", "more than 64 tensors"]),
+        # About 6 MB of header: refused by its length, never read.
+        (100_000, "not_safetensors", ["limit of 1 MiB"]),
+    ],
+)
+def test_a_header_of_many_tiny_tensors_is_refused(api, music_lab, valid, count, code, words):
+    header = {f"t{i}": {"dtype": "U8", "shape": [1], "data_offsets": [i, i + 1]} for i in range(count)}
+    data = safetensors_bytes(header, b"\0" * count)
+    refused(api, music_lab, files(model__safetensors=data, config__json=valid["config.json"]), code=code, words=words)
+
+
+def test_a_header_of_a_million_empty_objects_is_refused_before_it_is_parsed(api, music_lab, valid):
+    # Under the length limit, but parsed it would cost about 25 MB of memory: 80 bytes per 3 bytes of text. It is
+    # left unclosed: had the parser run, the message would say the header is not JSON.
+    raw = b'{"t":[' + b"{}," * ((MAX_HEADER_BYTES - 8) // 3)
+    data = struct.pack("<Q", len(raw)) + raw
+    message = refused(
+        api,
+        music_lab,
+        files(model__safetensors=data, config__json=valid["config.json"]),
+        code="not_safetensors",
+        words=["not a safetensors file of this lab's model", "more than 64 tensors"],
+    )
+    assert "JSON" not in message
 
 
 def test_a_deeply_nested_safetensors_header_is_refused_not_a_crash(api, music_lab, valid):
