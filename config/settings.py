@@ -12,6 +12,9 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from config.private_files import create_private_file, sqlite_path
+from grader.registry import get_lab, lab_names
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
@@ -51,6 +54,8 @@ INSTALLED_APPS = [
     "labs",
     "projects",
     "prizes",
+    # Last: the demo course may import every app above, and none of them imports it.
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -122,6 +127,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+    # Created 0600 before any connection does (SQLite would make it 0644); its WAL files take the same mode.
+    if _database_file := sqlite_path(str(DATABASES["default"]["NAME"])):
+        create_private_file(_database_file)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -143,8 +151,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-if (BASE_DIR / "node_modules").is_dir():
-    STATICFILES_DIRS.append(("vendor", BASE_DIR / "node_modules"))
+# Of node_modules, only the files the pages use, under vendor/ (config/vendor_files.py lists them).
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "config.vendor_files.VendorFinder",
+]
 
 # Private storage: every upload (artifacts, slides, reviews) is served only through permission-checked views.
 PRIVATE_STORAGE_S3_BUCKET = os.environ.get("PRIVATE_STORAGE_S3_BUCKET", "")
@@ -170,11 +182,16 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if not DEBUG and env_bool("STATIC_COMPRESS", False)
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        else "django.contrib.staticfiles.storage.StaticFilesStorage",
+        # Public files keep public modes; the private ones below (FILE_UPLOAD_*) are for what people upload.
+        "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755},
     },
 }
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = VAR_DIR / "private"
+# Private files are the service user's alone, whatever the umask (``./dev setup`` repairs older ones).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 FILE_UPLOAD_TEMP_DIR = os.environ.get("FILE_UPLOAD_TEMP_DIR") or None
 # Uploads never sit whole in memory: anything over 2.5 MB streams to a temporary file.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -221,7 +238,10 @@ CONTENT_SECURITY_POLICY = (
 
 # Celery: the database is the source of truth; messages only say "look at evaluation N".
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'broker.sqlite3'}")
-GRADING_QUEUES = {"music": "grading-music", "vision": "grading-vision", "llm": "grading-llm"}
+if CELERY_BROKER_URL.startswith("sqla+sqlite:///") and (_broker_file := sqlite_path(CELERY_BROKER_URL)):
+    create_private_file(_broker_file)  # the embedded broker's queue, 0600 like the database
+# Each lab's queue, as the grader's lab class declares it.
+GRADING_QUEUES = {name: get_lab(name).queue for name in lab_names()}
 EVALUATION_MAX_SECONDS = int(os.environ.get("EVALUATION_MAX_SECONDS", "1800"))
 # One queue per lab, so that minutes-long LLM jobs never sit in front of seconds-long music jobs.
 CELERY_TASK_QUEUES = [Queue(name) for name in ["default", *GRADING_QUEUES.values()]]

@@ -96,7 +96,7 @@ class Timing:
     message: str = ""
 
 
-def judge_timing(*, deadline: Deadline, member: Membership | None, at: datetime) -> Timing:
+def arrival_timing(*, deadline: Deadline, member: Membership | None, at: datetime) -> Timing:
     """Whether work stamped ``at`` (its arrival time) is on time, late but accepted, or refused."""
     due = effective_deadline(deadline=deadline, member=member)
     if at <= due:

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from courses import ratelimit, services
+from courses.features import dashboard_panels
 from courses.forms import (
     DeadlineForm,
     ExtensionForm,
@@ -51,23 +52,9 @@ def dashboard(request):
         "course": course,
         "member": member,
         "deadlines": deadlines_for(course=course, member=member if member.role == "student" else None),
-        "panels": dashboard_panels(request),
+        "panels": dashboard_panels(course=course, member=member),
     }
     return render(request, "courses/dashboard.html", context)
-
-
-def dashboard_panels(request) -> list[dict]:
-    """Panels other apps add to the dashboard (labs to submit, project steps); each is a template and context."""
-    panels = []
-    for module_name in ("labs.dashboard", "projects.dashboard", "prizes.dashboard"):
-        try:
-            module = __import__(module_name, fromlist=["panel"])
-        except ModuleNotFoundError:
-            continue
-        panel = module.panel(course=request.course, member=request.member)
-        if panel:
-            panels.append(panel)
-    return panels
 
 
 @staff_view

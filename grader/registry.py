@@ -95,6 +95,12 @@ class LabEvaluator(ABC):
     group_names: ClassVar[tuple[str, ...]] = ()
     group_metrics: ClassVar[tuple[MetricSpec, ...]] = ()
     reference_variants: ClassVar[tuple[str, ...]] = ("reference",)
+    # The Celery queue its evaluations go to (workers subscribe to queues by GPU class).
+    queue: ClassVar[str]
+    # The metrics a leaderboard shows as columns, in order (each one declared in ``metrics``).
+    leaderboard_columns: ClassVar[tuple[str, ...]]
+    # Whether grading needs a base model provisioned on the node (Lab 3), named by the lab's ``base_model`` option.
+    needs_base_model: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -170,6 +176,12 @@ def declaration_problems(cls: type[LabEvaluator]) -> list[str]:
     if cls.group_metrics and not cls.group_names:
         problems.append("group_metrics are declared but no group_names")
     by_key = {m.key: m for m in declared}
+    for name in ("queue", "leaderboard_columns"):
+        if not getattr(cls, name, None):
+            problems.append(f"'{name}' is not declared")
+    for key in getattr(cls, "leaderboard_columns", ()) or ():
+        if key not in {m.key for m in declared}:
+            problems.append(f"the leaderboard column {key!r} is not among the declared metrics")
     for role in ("primary", "tiebreak"):
         key = getattr(cls, f"{role}_metric", None)
         direction = getattr(cls, f"{role}_direction", None)
@@ -178,6 +190,29 @@ def declaration_problems(cls: type[LabEvaluator]) -> list[str]:
             problems.append(f"the {role} metric {key!r} is not among the declared metrics")
         elif spec.direction != direction:
             problems.append(f"the {role} direction is {direction!r} but metric {key!r} is declared {spec.direction!r}")
+    return problems
+
+
+def lab_row_problems(
+    *, kind: str, primary_metric: str, primary_direction: str, tiebreak_metric: str, tiebreak_direction: str
+) -> list[str]:
+    """What a course's lab row gets wrong against the lab's declaration: it picks its primary and tie-break metric
+    among the declared metrics, each with the direction the lab declares for it."""
+    if kind not in LAB_MODULES:
+        return [f"there is no lab {kind!r}; known labs: {', '.join(sorted(LAB_MODULES))}"]
+    declared = {m.key: m for m in _lab_class(kind).metrics}
+    problems = []
+    for role, key, direction in (
+        ("primary", primary_metric, primary_direction),
+        ("tie-break", tiebreak_metric, tiebreak_direction),
+    ):
+        spec = declared.get(key)
+        if spec is None:
+            problems.append(f"the {role} metric {key!r} is not a metric of lab {kind!r} ({', '.join(declared)})")
+        elif spec.direction is None:
+            problems.append(f"the {role} metric {key!r} is a diagnostic of lab {kind!r}, not a score to rank by")
+        elif spec.direction != direction:
+            problems.append(f"the {role} metric {key!r} is declared {spec.direction!r}, not {direction!r}")
     return problems
 
 

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # The worker's tasks, by name: sending needs no import of the worker.
 EVALUATE_TASK = "worker.tasks.evaluate"
-JUDGE_STYLE_TASK = "worker.tasks.judge_style"
+JUDGE_STYLE_TASK = "worker.tasks.llm_style_score"
 
 
 def attempts_left(evaluation: Evaluation) -> int:

@@ -79,6 +79,21 @@ class Lab(models.Model):
     def queue(self) -> str:
         return settings.GRADING_QUEUES[self.kind]
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from grader.registry import lab_row_problems
+
+        problems = lab_row_problems(
+            kind=self.kind,
+            primary_metric=self.primary_metric,
+            primary_direction=self.primary_direction,
+            tiebreak_metric=self.tiebreak_metric,
+            tiebreak_direction=self.tiebreak_direction,
+        )
+        if problems:
+            raise ValidationError("; ".join(problems))
+
 
 class Submission(models.Model):
     lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="submissions")

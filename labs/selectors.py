@@ -7,11 +7,12 @@ from datetime import datetime
 from django.db.models import Avg, Count, Prefetch
 
 from courses.models import Course, Membership
+from grader.registry import get_lab, metric_spec
 from labs.models import Evaluation, EvaluationStatus, Lab, Submission
 
 
 @dataclass
-class Entry:
+class LeaderboardRow:
     """One row of a leaderboard: a student's counted submission, or a staff baseline."""
 
     name: str
@@ -30,7 +31,7 @@ class Entry:
 class Leaderboard:
     lab: Lab
     split: str
-    rows: list[Entry] = field(default_factory=list)
+    rows: list[LeaderboardRow] = field(default_factory=list)
     private_visible: bool = False
     frozen: bool = False
 
@@ -118,11 +119,11 @@ def leaderboard_for(*, lab: Lab, split: str, viewer: Membership | None, include_
         ):
             chosen[submission.member_id] = evaluation
 
-    def entry(evaluation: Evaluation, baseline: bool) -> Entry:
+    def entry(evaluation: Evaluation, baseline: bool) -> LeaderboardRow:
         submission = evaluation.submission
         score = evaluation.private_score if split == "private" else evaluation.public_score
         tiebreak = evaluation.private_tiebreak if split == "private" else evaluation.public_tiebreak
-        return Entry(
+        return LeaderboardRow(
             name=submission.baseline_label if baseline else submission.member.public_name,
             submission_id=submission.pk,
             member_id=submission.member_id,
@@ -208,7 +209,7 @@ def shared_artifacts(*, lab: Lab) -> list[dict]:
 def labs_completed(*, course: Course, members) -> dict[int, dict[str, bool]]:
     """Per member and lab: a succeeded submission that was on time when it arrived.
 
-    "On time" is what the one deadline rule (courses.deadlines.judge_timing) decided at arrival, extensions and grace
+    "On time" is what the one deadline rule (courses.deadlines.arrival_timing) decided at arrival, extensions and grace
     included, and stored as the submission's late flag: two queries, whatever the number of students.
     """
     labs = {lab.pk: lab.slug for lab in course.labs.all()}
@@ -223,21 +224,13 @@ def labs_completed(*, course: Course, members) -> dict[int, dict[str, bool]]:
 
 
 # The columns a leaderboard shows per lab kind: (metric, label, higher-is-better or None for neutral).
-COLUMNS = {
-    "music": [("bpc", "Bits per char", False), ("validity", "Valid ABC", True), ("novelty", "Novelty", True)],
-    "vision": [
-        ("worst_group_tpr", "Worst-group TPR @5% FPR", True),
-        ("balanced_accuracy", "Balanced acc.", True),
-        ("gap", "Gap", False),
-        ("fgsm_4", "FGSM@4/255", True),
-        ("ece", "ECE", False),
-    ],
-    "llm": [("cross_entropy", "Cross-entropy", False), ("style_score", "Style (0-10)", True)],
-}
-
-
 def leaderboard_columns(lab: Lab) -> list[tuple[str, str, bool]]:
-    return COLUMNS.get(lab.kind, [(lab.primary_metric, lab.primary_metric, lab.primary_direction == "max")])
+    """(metric key, label, higher is better) of the board's columns, as the grader's lab class declares them."""
+    columns = []
+    for key in get_lab(lab.kind).leaderboard_columns:
+        spec = metric_spec(lab.kind, key)
+        columns.append((key, spec.label, spec.direction == "max"))
+    return columns
 
 
 def reference_result(*, lab: Lab, label_contains: str) -> Evaluation | None:

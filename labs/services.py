@@ -12,7 +12,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from courses import audit
-from courses.deadlines import format_course_time, judge_timing, settled
+from courses.deadlines import arrival_timing, format_course_time, settled
 from courses.models import Membership, Role
 from labs import lifecycle
 from labs.intake import Artifact, UploadRefused
@@ -51,7 +51,7 @@ def may_submit(*, lab: Lab, member: Membership, at: datetime) -> SubmissionCheck
         return SubmissionCheck(False, code="not_in_course", message="This lab belongs to another course.", status=404)
     if member.role != Role.STUDENT:
         return SubmissionCheck(False, code="not_a_student", message="Only students submit lab work.", status=403)
-    timing = judge_timing(deadline=lab.deadline, member=member, at=at)
+    timing = arrival_timing(deadline=lab.deadline, member=member, at=at)
     if not timing.allowed:
         return SubmissionCheck(False, late=True, code="deadline_passed", message=timing.message, status=403)
     used = submissions_counted_today(lab=lab, member=member, at=at)

@@ -2,6 +2,6 @@
 
 from django.urls import path
 
-from prizes import views
+from prizes.views import winners
 
-urlpatterns = [path("", views.winners, name="prizes_winners")]
+urlpatterns = [path("", winners.winners, name="prizes_winners")]

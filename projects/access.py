@@ -1,19 +1,8 @@
 """Who may see a group's slides and a student's review: the one place the projects app decides it."""
 
-from importlib import import_module
-
+from courses.features import may_view_group
 from courses.models import Membership, Role
 from projects.models import Group, GroupMember, PaperReview
-
-
-def judge_may_see_group(user, group: Group) -> bool:
-    """Whether a judge is assigned to this group; the judging app decides, and without it no judge sees anything."""
-    try:
-        prizes_access = import_module("prizes.access")
-    except ImportError:
-        return False
-    hook = getattr(prizes_access, "judge_may_see_group", None)
-    return bool(hook(user, group)) if hook is not None else False
 
 
 def may_see_group(*, member: Membership, group: Group) -> bool:
@@ -22,7 +11,8 @@ def may_see_group(*, member: Membership, group: Group) -> bool:
     if member.is_staff_role:
         return True
     if member.role == Role.JUDGE:
-        return judge_may_see_group(member.user, group)
+        # The judging app decides (a judge assigned to the group's entry); without it no judge sees anything.
+        return may_view_group(member.user, group)
     return GroupMember.objects.filter(group=group, member=member).exists()
 
 

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.db.models import Case, IntegerField, Q, Value, When
 
-from courses.deadlines import Timing, effective_deadline, format_course_time, judge_timing
+from courses.deadlines import Timing, arrival_timing, effective_deadline, format_course_time
 from courses.models import Course, Deadline, Membership
 from projects.models import (
     GROUPS_DEADLINE,
@@ -53,7 +53,7 @@ def group_timing(*, group: Group, key: str, at: datetime) -> Timing | None:
     deadline = project_deadline(course=group.course, key=key)
     if deadline is None:
         return None
-    return judge_timing(deadline=deadline, member=_binding_member(deadline=deadline, group=group), at=at)
+    return arrival_timing(deadline=deadline, member=_binding_member(deadline=deadline, group=group), at=at)
 
 
 def group_due(*, group: Group, key: str) -> datetime | None:

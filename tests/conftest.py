@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: a course with deadlines and one member per role."""
+"""Fixtures shared by the whole suite: temporary storage, a course with deadlines and one member per role."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -34,6 +34,26 @@ def make_member(course, email, role=Role.STUDENT, *, registered=True, display_na
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _temporary_var(settings, tmp_path_factory):
+    """Every test writes into a fresh temporary var/, never into the repository's: that one holds the demo's
+    uploads, datasets and worker cache, which a test run must neither fill nor read by accident. VAR_DIR moves with
+    it, so a real worker started by a test (tests/e2e) reads the same private storage."""
+    var = tmp_path_factory.mktemp("var")
+    private = var / "private"
+    settings.VAR_DIR = var
+    settings.MEDIA_ROOT = private
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(private), "base_url": None},
+        },
+    }
+    settings.WORKER_CACHE_DIR = var / "worker-cache"
+    settings.DATASETS_DIR = var / "datasets"
 
 
 @pytest.fixture

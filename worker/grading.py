@@ -77,6 +77,12 @@ def configured_sandbox() -> Sandbox:
     global _sandbox
     with _sandbox_lock:
         if _sandbox is None:
+            from labs.checks import lab_row_errors
+
+            # A lab row that disagrees with the grader's declaration would rank by the wrong number: refuse.
+            errors = lab_row_errors()
+            if errors:
+                raise SandboxUnavailable("lab rows disagree with the grader: " + "; ".join(errors[:5]))
             sandbox = build_sandbox()
             sandbox.probe()
             node_health(sandbox, limits=Limits(wall_seconds=60, memory_bytes=512 * 1024**2, pids=32, cpus=1))
@@ -228,11 +234,14 @@ def mounts_for(lab: Lab, job_dir: Path, data_dir: Path) -> list[Mount]:
 
 
 def base_model_dir(lab: Lab) -> Path | None:
-    """The node's copy of the lab's base model (Lab 3): provisioned with the node, never downloaded."""
-    if lab.kind != "llm":
+    """The node's copy of the lab's base model (a lab that declares it needs one): provisioned with the node,
+    never downloaded. The lab's ``base_model`` option names it, as a path or a folder under BASE_MODELS_DIR."""
+    if not get_lab(lab.kind).needs_base_model:
         return None
     configured = (lab.evaluator_options or {}).get("base_model")
-    base = Path(configured) if configured else Path(settings.BASE_MODELS_DIR) / "tiny-gemma-2"
+    if not configured:
+        return None
+    base = Path(settings.BASE_MODELS_DIR) / configured  # an absolute option replaces the folder
     return base if base.is_dir() else None
 
 
@@ -353,7 +362,7 @@ def resource_verdict(lab: Lab, evaluation: Evaluation, base: dict, *, kind: str)
     )
 
 
-def judge_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: Path, job_dir: Path) -> Verdict:
+def classify_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: Path, job_dir: Path) -> Verdict:
     """Classify per the design: succeeded, failed (the student's fault) or error (the platform's, retried)."""
     refused = {
         name: reason
@@ -502,7 +511,7 @@ def grade(evaluation_id: int) -> str:
         outcome = run_in_sandbox(running, lab, heartbeat)
         if heartbeat.lost.is_set():
             return "claim-lost"
-        verdict = judge_outcome(lab, evaluation, outcome, job_dir / "out", job_dir)
+        verdict = classify_outcome(lab, evaluation, outcome, job_dir / "out", job_dir)
     except (DatasetUnavailable, SandboxUnavailable, SandboxStartFailed, OSError) as exc:
         log.exception("evaluation %s: platform fault before grading", evaluation_id)
         verdict = Verdict(

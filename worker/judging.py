@@ -13,11 +13,11 @@ from labs.models import Evaluation, EvaluationStatus
 log = logging.getLogger(__name__)
 
 
-class JudgeUnavailable(RuntimeError):
+class LlmJudgeUnavailable(RuntimeError):
     """The judge endpoint failed after its retries; the task retries later, the GPU work is never redone."""
 
 
-def judge_evaluation(evaluation_id: int) -> str:
+def score_style_with_llm(evaluation_id: int) -> str:
     evaluation = Evaluation.objects.select_related("submission__lab").get(pk=evaluation_id)
     lab = evaluation.submission.lab
     options = lab.evaluator_options or {}
@@ -35,7 +35,7 @@ def judge_evaluation(evaluation_id: int) -> str:
                 max_retries=int(options.get("judge_retries", 3)),
             )
     except JudgeError as exc:
-        raise JudgeUnavailable(str(exc)) from exc
+        raise LlmJudgeUnavailable(str(exc)) from exc
     with transaction.atomic():
         evaluation = Evaluation.objects.select_for_update().get(pk=evaluation_id)
         metrics = evaluation.metrics or {}

@@ -33,18 +33,18 @@ def remind_deadlines() -> int:
 
 
 @shared_task(
-    name="worker.tasks.judge_style",
+    name="worker.tasks.llm_style_score",
     bind=True,
     ignore_result=True,
     acks_late=True,
     max_retries=5,
     default_retry_delay=60,
 )
-def judge_style(self, evaluation_id: int) -> str:
+def llm_style_score(self, evaluation_id: int) -> str:
     """Score generated answers with the course's LLM judge, after the sandbox has returned (it has no network)."""
-    from worker.judging import JudgeUnavailable, judge_evaluation
+    from worker.judging import LlmJudgeUnavailable, score_style_with_llm
 
     try:
-        return judge_evaluation(evaluation_id)
-    except JudgeUnavailable as exc:
+        return score_style_with_llm(evaluation_id)
+    except LlmJudgeUnavailable as exc:
         raise self.retry(exc=exc)

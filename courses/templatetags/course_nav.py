@@ -1,24 +1,11 @@
-"""Navigation links by the viewer's role in the current course."""
+"""Navigation links by the viewer's role in the current course, as the apps registered them (courses.features)."""
 
 from django import template
 from django.urls import NoReverseMatch, reverse
 
-register = template.Library()
+from courses.features import nav_links
 
-# (url name, title, roles that see it); apps that are not installed simply contribute no link.
-LINKS = [
-    ("labs:index", "Labs", {"student", "ta", "instructor"}),
-    ("projects:home", "Final project", {"student"}),
-    ("courses:profile", "Profile", {"student", "ta", "instructor", "judge"}),
-    ("prizes:judge_home", "Judging", {"judge", "ta", "instructor"}),
-    ("labs:queue", "Grading queue", {"ta", "instructor"}),
-    ("projects:staff_home", "Projects", {"ta", "instructor"}),
-    ("prizes:staff_home", "Prizes", {"ta", "instructor"}),
-    ("courses:roster", "Roster", {"ta", "instructor"}),
-    ("courses:deadlines", "Deadlines", {"ta", "instructor"}),
-    ("courses:extensions", "Extensions", {"ta", "instructor"}),
-    ("courses:audit", "Audit log", {"ta", "instructor"}),
-]
+register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
@@ -29,11 +16,9 @@ def course_nav_links(context):
     if member is None or course is None:
         return []
     links = []
-    for name, title, roles in LINKS:
-        if member.role not in roles:
-            continue
+    for link in nav_links(role=member.role):
         try:
-            links.append({"url": reverse(name, kwargs={"course_slug": course.slug}), "title": title})
-        except NoReverseMatch:
+            links.append({"url": reverse(link.url_name, kwargs={"course_slug": course.slug}), "title": link.title})
+        except NoReverseMatch:  # an installed app whose pages this site's URL configuration leaves out
             continue
     return links

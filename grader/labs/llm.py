@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from grader.errors import GraderFault
 from grader.llm_adapter import CONFIG_FILE, GEMMA_2_2B_IT, WEIGHTS_FILE, BaseSpec, check_adapter, read_base_spec
@@ -76,6 +76,9 @@ class Lab(LabEvaluator):
     primary_direction = "min"
     tiebreak_metric = "style_score"
     tiebreak_direction = "max"
+    queue: ClassVar[str] = "grading-llm"
+    leaderboard_columns: ClassVar[tuple[str, ...]] = ("cross_entropy", "style_score")
+    needs_base_model: ClassVar[bool] = True
     reference_variants = ("reference",)
 
     # ---- the base model -------------------------------------------------------------------------------------

@@ -377,6 +377,8 @@ class Lab(LabEvaluator):
     primary_direction = "min"
     tiebreak_metric: ClassVar[str] = "validity"
     tiebreak_direction = "max"
+    queue: ClassVar[str] = "grading-music"
+    leaderboard_columns: ClassVar[tuple[str, ...]] = ("bpc", "validity", "novelty")
     reference_variants: ClassVar[tuple[str, ...]] = ("reference", "untrained")
 
     def warm_up(self) -> None:

@@ -6,7 +6,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from grader.configfile import int_in, read_json, reject_unknown_keys, str_in
 from grader.errors import Rejected
@@ -25,6 +25,8 @@ BLOCKS = ((None, 1, 5), (1, 2, 5), (2, 4, 3), (4, 6, 3))
 FLOAT_DTYPES = ("F32",)
 # The DB-VAE decoder is never run: its tensors are allowed under "decoder." within these bounds, values unread.
 MAX_DECODER_TENSORS = 32
+# The header's tensor bound: the standard classifier has 32 tensors, the DB-VAE 42; more is not this lab's model.
+MAX_TENSORS = 32 + MAX_DECODER_TENSORS + 64
 MAX_DECODER_ELEMENTS = 64 * 1024 * 1024
 SPLITS = ("public", "private")
 REFERENCE_FILTERS = 8
@@ -148,7 +150,7 @@ def _check_decoder(decoder: dict[str, TensorInfo]) -> None:
 
 def check_weights(artifact_dir: Path, cfg: dict[str, Any]) -> tuple[dict[str, TensorInfo], list[str]]:
     """Header-level check of the weights against the config; returns the header and the names the model uses."""
-    header = read_header(artifact_dir / WEIGHTS)
+    header = read_header(artifact_dir / WEIGHTS, max_tensors=MAX_TENSORS)
     if cfg["architecture"] == "standard":
         prefix, outputs = "", 1
         decoder: dict[str, TensorInfo] = {}
@@ -185,6 +187,8 @@ class Lab(LabEvaluator):
     primary_direction = "max"
     tiebreak_metric = "balanced_accuracy"
     tiebreak_direction = "max"
+    queue: ClassVar[str] = "grading-vision"
+    leaderboard_columns: ClassVar[tuple[str, ...]] = ("worst_group_tpr", "balanced_accuracy", "gap", "fgsm_4", "ece")
     reference_variants = ("standard", "balanced")
 
     # ----------------------------------------------------------------- checks

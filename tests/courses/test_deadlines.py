@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from courses import services
-from courses.deadlines import effective_deadline, format_course_time, judge_timing
+from courses.deadlines import arrival_timing, effective_deadline, format_course_time
 from courses.models import Deadline
 from tests.conftest import utc
 
@@ -68,15 +68,15 @@ def test_a_second_extension_replaces_the_first(lab1, student, ta):
 def test_grace_minutes_accept_a_just_late_upload_as_on_time(lab1, student):
     lab1.grace_minutes = 10
     lab1.save()
-    timing = judge_timing(deadline=lab1, member=student, at=lab1.due_at + timedelta(minutes=9))
+    timing = arrival_timing(deadline=lab1, member=student, at=lab1.due_at + timedelta(minutes=9))
     assert (timing.allowed, timing.late) == (True, False)
-    timing = judge_timing(deadline=lab1, member=student, at=lab1.due_at + timedelta(minutes=11))
+    timing = arrival_timing(deadline=lab1, member=student, at=lab1.due_at + timedelta(minutes=11))
     assert (timing.allowed, timing.late) == (False, True)
 
 
 def test_refused_late_upload_message_gives_her_deadline_in_et(course, student):
     deadline = Deadline.objects.create(course=course, key="lab2", title="Lab 2", due_at=utc(2025, 1, 24, 6, 0))
-    timing = judge_timing(deadline=deadline, member=student, at=utc(2025, 1, 24, 6, 1))
+    timing = arrival_timing(deadline=deadline, member=student, at=utc(2025, 1, 24, 6, 1))
     assert not timing.allowed
     assert "Fri 24 Jan 2025, 1:00 am ET" in timing.message
 
@@ -84,7 +84,7 @@ def test_refused_late_upload_message_gives_her_deadline_in_et(course, student):
 def test_flag_policy_accepts_late_work_and_flags_it(lab1, student):
     lab1.late_policy = Deadline.LatePolicy.FLAG
     lab1.save()
-    timing = judge_timing(deadline=lab1, member=student, at=lab1.due_at + timedelta(hours=1))
+    timing = arrival_timing(deadline=lab1, member=student, at=lab1.due_at + timedelta(hours=1))
     assert (timing.allowed, timing.late) == (True, True)
 
 

@@ -250,6 +250,8 @@ def _lab_class(**attrs):
         "primary_direction": "min",
         "tiebreak_metric": "acc",
         "tiebreak_direction": "max",
+        "queue": "grading-test",
+        "leaderboard_columns": ("loss", "acc"),
     }
     return type("ToyLab", (LabEvaluator,), {**base, **attrs})
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from courses.deadlines import judge_timing, last_on_time
+from courses.deadlines import arrival_timing, last_on_time
 from courses.models import Deadline
 from courses.services import grant_extension, update_deadline
 from labs import services
@@ -40,8 +40,8 @@ def released(lab, ta):
 def test_release_is_refused_while_grace_minutes_still_let_her_submit_on_time(lab, student, ta):
     set_deadline(lab, minutes_ago=1, grace=30)
     now = timezone.now()
-    assert judge_timing(deadline=lab.deadline, member=student, at=now).allowed
-    assert not judge_timing(deadline=lab.deadline, member=student, at=now).late
+    assert arrival_timing(deadline=lab.deadline, member=student, at=now).allowed
+    assert not arrival_timing(deadline=lab.deadline, member=student, at=now).late
 
     with pytest.raises(ValidationError, match="can still submit on time until"):
         released(lab, ta)

@@ -8,7 +8,7 @@ from django.urls import URLPattern, get_resolver, reverse
 from django.utils import timezone
 
 from prizes.models import Entry, JudgeAssignment, Prize, Round, Score
-from prizes.views import csv_cell
+from prizes.views.results import csv_cell
 from tests.prizes.conftest import make_group, make_round, rubric
 
 

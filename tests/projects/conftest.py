@@ -1,4 +1,4 @@
-"""Fixtures of the project tests: project deadlines, PDFs built with pypdf, and private storage in a temp folder."""
+"""Fixtures of the project tests: project deadlines and PDFs built with pypdf."""
 
 import io
 from datetime import timedelta
@@ -9,17 +9,6 @@ from django.utils import timezone
 from pypdf import PdfWriter
 
 from courses.models import Deadline
-
-
-@pytest.fixture(autouse=True)
-def _private_storage(settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "private"), "base_url": None},
-        },
-    }
 
 
 def set_deadline(course, key: str, due, **extra) -> Deadline:

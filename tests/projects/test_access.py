@@ -1,9 +1,7 @@
-import sys
-import types
-
 import pytest
 from django.urls import URLPattern, reverse
 
+from courses import features
 from projects import services
 from projects.urls import urlpatterns
 from tests.conftest import make_member
@@ -36,10 +34,8 @@ def slides_url(version):
 
 
 def judge_hook(monkeypatch, decide):
-    module = types.ModuleType("prizes.access")
-    if decide is not None:
-        module.judge_may_see_group = decide
-    monkeypatch.setitem(sys.modules, "prizes.access", module)
+    """Replace the judging app's registered check with ``decide`` (none at all when it is None)."""
+    monkeypatch.setattr(features, "_group_viewers", [decide] if decide is not None else [])
 
 
 def test_every_project_view_declares_its_access_rule():

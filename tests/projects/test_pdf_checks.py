@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from grader.limited_child import ChildLimits
 from projects import pdfcheck, services
+from projects.services import uploads
 from tests.canary import assert_no_canary, plant_canaries, record_child_environments
 from tests.projects.conftest import pdf_bytes, pdf_upload
 
@@ -70,8 +71,8 @@ def test_a_file_that_is_not_a_pdf_under_a_pdf_name_is_refused(deadlines, student
 
 
 def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(deadlines, student, monkeypatch):
-    monkeypatch.setattr(services, "check_pdf", lambda path: pytest.fail("an oversized file must not be parsed"))
-    upload = SimpleUploadedFile("huge.pdf", b"%PDF-1.4\n" + b"0" * (services.MAX_PDF_BYTES + 1))
+    monkeypatch.setattr(uploads, "check_pdf", lambda path: pytest.fail("an oversized file must not be parsed"))
+    upload = SimpleUploadedFile("huge.pdf", b"%PDF-1.4\n" + b"0" * (uploads.MAX_PDF_BYTES + 1))
     with pytest.raises(ValidationError, match="The file is 21.0 MB; a paper review may be at most 20 MB"):
         review(student, upload)
 

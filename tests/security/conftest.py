@@ -138,7 +138,7 @@ RAW_MARKERS = ("<script>alert(1)", "<img src=x onerror")
 
 
 @pytest.fixture
-def world(settings, tmp_path, course, student, student2, ta, judge, outsider):
+def world(course, student, student2, ta, judge, outsider):
     """One object of every kind the URLs name, in ``course``, carrying hostile text wherever a person or a model
     can write it. Returns the values that fill the URL configuration's path parameters."""
     from datetime import timedelta
@@ -150,13 +150,6 @@ def world(settings, tmp_path, course, student, student2, ta, judge, outsider):
     from labs.models import Evaluation, Submission
     from labs.services import create_token
 
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "private"), "base_url": None},
-        },
-    }
     now = timezone.now()
     for number, member in enumerate((student, student2, ta, judge, outsider)):
         member.display_name = f"{number}{HOSTILE}"

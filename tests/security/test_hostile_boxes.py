@@ -291,7 +291,7 @@ def box_processes(backend: str) -> list[int]:
 
 
 def grade_with(box, evaluation: Evaluation, monkeypatch):
-    """The worker's own path (grade -> claim -> sandbox -> judge_outcome -> conclude), with the outcome kept."""
+    """The worker's own path (grade -> claim -> sandbox -> classify_outcome -> conclude), with the outcome kept."""
     seen = {}
     real = grading.run_in_sandbox
 

@@ -49,11 +49,9 @@ def test_failures_for_one_account_from_many_addresses_only_slow_them_down_never_
         started = time.monotonic()
         assert sign_in(via_proxy(f"198.51.100.{attempt}"), student.user.username, "guess").status_code == 200
         timings.append(time.monotonic() - started)
-    assert timings[-1] - timings[0] >= 0.25, "each failure past the free ones waits longer"
-    started = time.monotonic()
+    assert timings[-1] >= 0.3, "a failure past the free ones waits (here the cap, 0.3 s)"
     response = sign_in(via_proxy("203.0.113.7"), student.user.username, PASSWORD)
-    assert response.status_code == 302
-    assert time.monotonic() - started < timings[-1], "her right password is not delayed"
+    assert response.status_code == 302, "her right password is never refused for it"
 
 
 def test_a_pair_of_account_and_address_is_locked_at_its_tenth_failure_and_says_nothing_of_the_account(student):

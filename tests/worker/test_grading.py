@@ -124,7 +124,9 @@ def test_a_bad_result_json_is_a_platform_error_never_a_score(graded_lab, submiss
     if payload == "NaN-marker":
         payload = json.dumps(_valid_result(graded_lab)).replace("3.1", "NaN")
     _write(tmp_path / "out", payload)
-    verdict = grading.judge_outcome(graded_lab, submission.evaluations.get(), _outcome(0), tmp_path / "out", tmp_path)
+    verdict = grading.classify_outcome(
+        graded_lab, submission.evaluations.get(), _outcome(0), tmp_path / "out", tmp_path
+    )
     assert verdict.status == "error" and verdict.retry
     assert verdict.fields["error_code"] == "bad_result"
     # The reason is for the staff; what the box wrote is never echoed into the message anyone sees first.
@@ -135,7 +137,9 @@ def test_a_bad_result_json_is_a_platform_error_never_a_score(graded_lab, submiss
 
 def test_a_result_for_another_dataset_is_refused(graded_lab, submission, tmp_path):
     _write(tmp_path / "out", json.dumps(_valid_result(graded_lab, dataset={"name": "x", "hash": "0" * 64})))
-    verdict = grading.judge_outcome(graded_lab, submission.evaluations.get(), _outcome(0), tmp_path / "out", tmp_path)
+    verdict = grading.classify_outcome(
+        graded_lab, submission.evaluations.get(), _outcome(0), tmp_path / "out", tmp_path
+    )
     assert verdict.status == "error" and "another dataset" in verdict.fields["staff_log"]
 
 
@@ -151,7 +155,9 @@ def test_a_metric_outside_its_declared_range_is_a_grader_fault_never_a_score(
     graded_lab, submission, tmp_path, metrics, problem
 ):
     _write(tmp_path / "out", json.dumps(_valid_result(graded_lab, metrics=metrics)))
-    verdict = grading.judge_outcome(graded_lab, submission.evaluations.get(), _outcome(0), tmp_path / "out", tmp_path)
+    verdict = grading.classify_outcome(
+        graded_lab, submission.evaluations.get(), _outcome(0), tmp_path / "out", tmp_path
+    )
     assert (verdict.status, verdict.retry, verdict.fields["error_code"]) == ("error", True, "bad_metrics")
     assert problem in verdict.fields["staff_log"]
     assert "public_score" not in verdict.fields
@@ -166,11 +172,11 @@ def test_a_bounded_artifact_past_the_labs_time_or_memory_is_the_labs_fault_and_t
     evaluation = submission.evaluations.get()
     for outcome, code in ((_outcome(None, timed_out=True), "timeout"), (_outcome(137, oom=True), "out_of_memory")):
         evaluation.attempt = 1
-        verdict = grading.judge_outcome(graded_lab, evaluation, outcome, tmp_path / "out", tmp_path)
+        verdict = grading.classify_outcome(graded_lab, evaluation, outcome, tmp_path / "out", tmp_path)
         assert (verdict.status, verdict.retry, verdict.fields["error_code"]) == ("error", True, code)
         assert "does not count against your submissions" in verdict.fields["error_message"]
         evaluation.attempt = 2  # the confirming retry ran out too: final, still not hers
-        verdict = grading.judge_outcome(graded_lab, evaluation, outcome, tmp_path / "out", tmp_path)
+        verdict = grading.classify_outcome(graded_lab, evaluation, outcome, tmp_path / "out", tmp_path)
         assert (verdict.status, verdict.retry) == ("error", False)
     alerts = [m for m in mail.outbox if "ran out of" in m.subject]
     assert len(alerts) == 1, "one alert per lab an hour, however many evaluations"
@@ -218,9 +224,9 @@ def test_a_confirmed_timeout_of_an_unbounded_artifact_on_an_unhealthy_node_stays
     monkeypatch.setattr(type(grading.get_lab("music")), "cost_is_bounded", lambda self, names: False)
     evaluation = submission.evaluations.get()
     evaluation.attempt, evaluation.error_code = 2, "timeout"
-    verdict = grading.judge_outcome(graded_lab, evaluation, _outcome(None, timed_out=True), tmp_path / "o", tmp_path)
+    verdict = grading.classify_outcome(graded_lab, evaluation, _outcome(None, timed_out=True), tmp_path / "o", tmp_path)
     assert (verdict.status, verdict.retry, verdict.fields["error_code"]) == ("error", True, "timeout")
     monkeypatch.setattr(grading, "node_health", lambda: NodeHealth(True, 0.2, "ok"))
-    verdict = grading.judge_outcome(graded_lab, evaluation, _outcome(None, timed_out=True), tmp_path / "o", tmp_path)
+    verdict = grading.classify_outcome(graded_lab, evaluation, _outcome(None, timed_out=True), tmp_path / "o", tmp_path)
     assert (verdict.status, verdict.fields["error_code"]) == ("failed", "time_limit")
     assert "time limit of 120 s" in verdict.fields["error_message"]

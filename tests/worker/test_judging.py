@@ -8,7 +8,7 @@ import pytest
 
 from labs.models import Evaluation, Submission
 from tests.factories import make_music_lab
-from worker.judging import JudgeUnavailable, judge_evaluation
+from worker.judging import LlmJudgeUnavailable, score_style_with_llm
 
 
 class StandInJudge(BaseHTTPRequestHandler):
@@ -71,7 +71,7 @@ def evaluation(course, student, judge_url):
 
 
 def test_judge_scores_replace_the_offline_style_score_and_the_tiebreak(evaluation):
-    assert judge_evaluation(evaluation.pk) == "judged"
+    assert score_style_with_llm(evaluation.pk) == "judged"
     evaluation.refresh_from_db()
     assert evaluation.metrics["public"]["style_score"] == 5.5
     assert evaluation.metrics["private"]["style_score"] == 9.0
@@ -82,8 +82,8 @@ def test_judge_scores_replace_the_offline_style_score_and_the_tiebreak(evaluatio
 def test_a_judge_outage_is_retried_later_and_changes_nothing(evaluation):
     StandInJudge.fail = True
     try:
-        with pytest.raises(JudgeUnavailable):
-            judge_evaluation(evaluation.pk)
+        with pytest.raises(LlmJudgeUnavailable):
+            score_style_with_llm(evaluation.pk)
     finally:
         StandInJudge.fail = False
     evaluation.refresh_from_db()

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from pypdf import PdfWriter
 
-from courses.demo import member
+from demo.course import member
 from projects import services
 from projects.models import Group, Invitation, PaperReview
 

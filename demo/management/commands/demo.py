@@ -16,7 +16,15 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from courses import demo
+from demo import course as demo_course
+from demo import guard
+from demo.judging import seed_judging
+from demo.projects import seed_projects
+from labs.intake import collect
+from labs.management.commands.register_dataset import register_dataset
+from labs.models import ACTIVE_STATES, Evaluation
+from labs.selectors import leaderboard_columns, leaderboard_for
+from labs.services import create_token, submit_baseline
 
 STUDENT_VARIANTS = {
     # lab kind: [(student e-mail, reference variant, description)]
@@ -65,12 +73,19 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--no-serve", action="store_true", help="stop once everything is graded")
         parser.add_argument("--timeout", type=int, default=1800, help="seconds to wait for grading")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="seed even a database that holds other courses or users (its staff get the public password)",
+        )
 
-    def handle(self, *args, port: int, no_serve: bool, timeout: int, **options):
+    def handle(self, *args, port: int, no_serve: bool, timeout: int, force: bool = False, **options):
+        if not force and (found := guard.foreign_data()):
+            raise CommandError(guard.refusal(found))
         self.out = self.stdout._out
         self.processes: list[subprocess.Popen] = []
         var = Path(settings.VAR_DIR)
-        var.mkdir(parents=True, exist_ok=True)
+        var.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.base_url = f"http://127.0.0.1:{port}"
         # A SIGTERM stops the demo like Ctrl-C does: its web server and worker are stopped with it.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -97,15 +112,13 @@ class Command(BaseCommand):
             self.prepare_data(datasets_dir)
         references = var / "references"
         self.train_references(datasets_dir, references)
-        from labs.management.commands.register_dataset import register_dataset
-
         datasets = {}
         for kind in ("music", "vision", "llm"):
             if (datasets_dir / kind / "manifest.json").is_file():
                 datasets[kind] = register_dataset(datasets_dir / kind)
-        seeded = demo.seed_course()
+        seeded = demo_course.seed_course()
         course = seeded.course
-        labs = demo.create_labs(course, datasets)
+        labs = demo_course.create_labs(course, datasets)
         self.out.write(f"  ✓ course {course.name} with {course.memberships.count()} people and {len(labs)} labs\n")
         self.start_worker(var)
         self.start_web(port)
@@ -144,7 +157,7 @@ class Command(BaseCommand):
         for kind, items in STUDENT_VARIANTS.items():
             wanted.update((kind, variant) for _, variant, _ in items)
         for kind, variant in sorted(wanted):
-            target = demo.reference_dir(references, kind, variant)
+            target = demo_course.reference_dir(references, kind, variant)
             if not (datasets_dir / kind / "manifest.json").is_file() or any(target.glob("*.json")):
                 continue
             extra = TRAIN_OPTIONS.get((kind, variant), ["--variant", variant])
@@ -239,10 +252,7 @@ class Command(BaseCommand):
         self.out.write(f"  ✓ web server at {self.base_url}\n")
 
     def submit_everything(self, course, labs, references: Path):
-        from labs.intake import collect
-        from labs.services import create_token, submit_baseline
-
-        staff = demo.member(course, "ta@demo.edu")
+        staff = demo_course.member(course, "ta@demo.edu")
         by_kind = {lab.kind: lab for lab in labs}
         count = 0
         for kind, items in BASELINES.items():
@@ -250,7 +260,7 @@ class Command(BaseCommand):
             if lab is None or lab.dataset is None:
                 continue
             for variant, label in items:
-                folder = demo.reference_dir(references, kind, variant)
+                folder = demo_course.reference_dir(references, kind, variant)
                 if not folder.is_dir():
                     continue
                 uploads = {p.name: _Upload(p) for p in sorted(folder.iterdir()) if p.is_file()}
@@ -265,11 +275,13 @@ class Command(BaseCommand):
             if lab is None or lab.dataset is None:
                 continue
             for email, variant, description in items:
-                folder = demo.reference_dir(references, kind, variant)
+                folder = demo_course.reference_dir(references, kind, variant)
                 if not folder.is_dir():
                     continue
                 if email not in tokens:
-                    tokens[email] = create_token(member=demo.member(course, email), name="demo notebook", days=30)[1]
+                    tokens[email] = create_token(
+                        member=demo_course.member(course, email), name="demo notebook", days=30
+                    )[1]
                 status, body = post_artifact(
                     f"{self.base_url}/api/labs/{lab.slug}/submissions", tokens[email], folder, description
                 )
@@ -279,24 +291,14 @@ class Command(BaseCommand):
         self.out.write(f"  ✓ {count} submissions sent (baselines in-process, students through the token API)\n")
 
     def projects(self, course, created: bool):
-        try:
-            from projects.demo import seed_projects
-        except ImportError:
-            return
         with Step(self.out, "final projects: groups, slides and paper reviews"):
             seed_projects(course)
 
     def judging(self, course):
-        try:
-            from prizes.demo import seed_judging
-        except ImportError:
-            return
         with Step(self.out, "a judging round scored, prizes computed and confirmed"):
             seed_judging(course)
 
     def wait_for_grading(self, course, timeout: int):
-        from labs.models import ACTIVE_STATES, Evaluation
-
         started = time.monotonic()
         evaluations = Evaluation.objects.filter(submission__lab__course=course)
         while True:
@@ -324,9 +326,7 @@ class Command(BaseCommand):
         )
 
     def summary(self, course, labs):
-        from labs.selectors import leaderboard_columns, leaderboard_for
-
-        ta = demo.member(course, "ta@demo.edu")
+        ta = demo_course.member(course, "ta@demo.edu")
         for lab in labs:
             board = leaderboard_for(lab=lab, split="public", viewer=ta)
             key = leaderboard_columns(lab)[0][0]
@@ -336,8 +336,8 @@ class Command(BaseCommand):
                 shown = "n/a" if value is None else f"{value:.4f}"
                 rank = "  —" if row.baseline else f"{row.rank:3d}"
                 self.out.write(f"   {rank}  {row.name:<34} {shown}\n")
-        self.out.write(f"\nOpen {self.base_url}/ and sign in (password for everyone: {demo.PASSWORD}):\n")
-        for email, name, role, _, _ in demo.PEOPLE:
+        self.out.write(f"\nOpen {self.base_url}/ and sign in (password for everyone: {demo_course.PASSWORD}):\n")
+        for email, name, role, _, _ in demo_course.PEOPLE:
             self.out.write(f"  {role:<10} {email:<22} {name}\n")
 
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from courses.demo import member
+from demo.course import member
 from prizes import services
 from prizes.models import JudgeAssignment, Prize, Round
 

@@ -4,11 +4,13 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from courses.models import Course, Deadline, Membership, Role
+from labs.models import Lab
 
 User = get_user_model()
 PASSWORD = "demo-password-2025"
@@ -115,11 +117,7 @@ def seed_course() -> Seeded:
     return Seeded(course, True)
 
 
-def create_labs(course: Course, datasets: dict) -> list:
-    from django.conf import settings
-
-    from labs.models import Lab
-
+def create_labs(course: Course, datasets: dict) -> list[Lab]:
     labs = []
     for slug, kind, number, title, primary, pdir, tiebreak, tdir, options, seconds in LABS:
         if kind == "llm":

@@ -1,0 +1,136 @@
+"""A judge's pages: her rounds, her conflicts, her score sheets, and the clock of the talk now presenting."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from courses.permissions import course_view
+from prizes import services
+from prizes.access import JUDGING_ROLES, assignment_for
+from prizes.models import Entry, Round
+from prizes.selectors.judging import judge_page, rounds_for_judge
+from prizes.selectors.talks import talk_clock
+from prizes.views.rounds import course_round
+
+judge_view = course_view(*JUDGING_ROLES)
+
+
+def _assignment_or_404(request, round: Round):
+    # 404, not 403: a judge must not learn that other rounds exist.
+    assignment = assignment_for(member=request.member, round=round)
+    if assignment is None:
+        raise Http404("No such round on your panel.")
+    return assignment
+
+
+@judge_view
+def judge_home(request):
+    assignments = rounds_for_judge(request.member)
+    return render(
+        request,
+        "prizes/judge_home.html",
+        {"course": request.course, "assignments": assignments, "now": timezone.now()},
+    )
+
+
+def _judge_context(request, round: Round, assignment) -> dict:
+    now = timezone.now()
+    return {
+        "course": request.course,
+        "round": round,
+        "assignment": assignment,
+        "criteria": list(round.criteria.all()),
+        "rows": judge_page(assignment=assignment),
+        "clock": talk_clock(round=round, at=now),
+        "open": round.is_open(now),
+        "closed": round.is_closed(now),
+        "now": now,
+    }
+
+
+@judge_view
+@require_GET
+def judge_round(request, pk: int):
+    round = course_round(request, pk)
+    assignment = _assignment_or_404(request, round)
+    context = _judge_context(request, round, assignment)
+    template = "prizes/judge_round.html" if assignment.conflicts_declared_at else "prizes/judge_conflicts.html"
+    return render(request, template, context)
+
+
+@judge_view
+@require_POST
+def declare_conflicts(request, pk: int):
+    round = course_round(request, pk)
+    assignment = _assignment_or_404(request, round)
+    ids = {int(v) for v in request.POST.getlist("conflict") if v.isdigit()}
+    try:
+        services.declare_conflicts(assignment=assignment, entry_ids=ids)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(
+            request,
+            f"Thank you. {len(ids)} conflict{'s' if len(ids) != 1 else ''} declared."
+            if ids
+            else "Thank you: no conflicts declared.",
+        )
+    return redirect("prizes:judge_round", course_slug=request.course.slug, pk=round.pk)
+
+
+@judge_view
+@require_POST
+def score(request, pk: int, entry_pk: int):
+    round = course_round(request, pk)
+    _assignment_or_404(request, round)
+    entry = get_object_or_404(Entry, pk=entry_pk, round=round)
+    criteria = list(round.criteria.all())
+    values = {c.pk: request.POST.get(f"c{c.pk}", "") for c in criteria}
+    error = ""
+    try:
+        services.save_scores(judge=request.member, entry=entry, values=values)
+    except ValidationError as exc:
+        error = exc.messages[0]
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, f"Scores for {entry.display_title} saved.")
+        return redirect("prizes:judge_round", course_slug=request.course.slug, pk=round.pk)
+    saved = {s.criterion_id: s.value for s in entry.scores.filter(judge=request.member)}
+    # Show what she typed when it was refused, so she can correct it rather than retype it.
+    shown = {**saved, **{k: v for k, v in values.items() if v != ""}} if error else saved
+    response = render(
+        request,
+        "prizes/_score_form.html",
+        {
+            "course": request.course,
+            "round": round,
+            "criteria": criteria,
+            "row": {"entry": entry, "scores": shown, "complete": all(c.pk in saved for c in criteria)},
+            "error": error,
+            "saved": not error,
+            "open": round.is_open(timezone.now()),
+        },
+    )
+    if error:
+        response.status_code = 422
+        # htmx does not swap error responses by default; this one carries the message she must read.
+        response["HX-Reswap"] = "outerHTML"
+    return response
+
+
+@judge_view
+@require_GET
+def now_presenting(request, pk: int):
+    round = course_round(request, pk)
+    if not request.member.is_staff_role:
+        _assignment_or_404(request, round)
+    return render(
+        request,
+        "prizes/_clock.html",
+        {"course": request.course, "round": round, "clock": talk_clock(round=round)},
+    )
