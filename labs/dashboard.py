@@ -2,7 +2,7 @@
 
 from courses.deadlines import effective_deadline
 from courses.models import Role
-from labs.models import EvaluationStatus, Submission
+from labs.selectors import labs_completed
 
 
 def panel(*, course, member):
@@ -11,13 +11,10 @@ def panel(*, course, member):
     labs = list(course.labs.select_related("deadline"))
     if not labs:
         return None
-    succeeded = set(
-        Submission.objects.filter(
-            lab__course=course, member=member, evaluations__status=EvaluationStatus.SUCCEEDED
-        ).values_list("lab_id", flat=True)
-    )
+    # "Done" is what every export and grade counts: the one completion rule (an on-time success).
+    done = labs_completed(course=course, members=[member])[member.pk]
     rows = [
-        {"lab": lab, "due": effective_deadline(deadline=lab.deadline, member=member), "done": lab.pk in succeeded}
+        {"lab": lab, "due": effective_deadline(deadline=lab.deadline, member=member), "done": done[lab.slug]}
         for lab in labs
     ]
     return {"template": "labs/_panel.html", "rows": rows, "course": course}

@@ -1,22 +1,20 @@
 """Who has completed the course: her project option and its state, labs where the course requires them, and a
-pass/fail suggestion for the staff; also the CSV export of that table."""
+pass/fail suggestion for the staff; also the CSV export of that table. This is the one completion selector: the
+staff page, the export and any grade sent elsewhere read it."""
 
 import csv
 import io
 from dataclasses import dataclass, field
 
 from courses.models import Course, Membership, Role
+from labs.selectors import labs_completed
 from projects.models import GroupMember, PaperReview
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 
 
-def lab_completion(*, course: Course, members: list[Membership]) -> dict[int, dict[str, bool]] | None:
-    """Per member id, each lab's slug and whether she completed it on time; None when the labs app cannot say."""
-    try:
-        from labs.selectors import labs_completed
-    except ImportError:
-        return None
+def lab_completion(*, course: Course, members: list[Membership]) -> dict[int, dict[str, bool]]:
+    """Per member id, each lab's slug and whether she completed it: the labs' one rule (an on-time success)."""
     return labs_completed(course=course, members=members)
 
 

@@ -7,7 +7,6 @@ grade twice; every path ends the evaluation in exactly one state.
 import json
 import logging
 import os
-import re
 import shutil
 import socket
 import threading
@@ -19,33 +18,23 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connections
 
-from grader.errors import EXIT_OK, EXIT_REJECTED
-from grader.registry import get_lab, out_of_range
-from grader.result import parse_result
+from grader.registry import get_lab
 from labs import lifecycle
 from labs.models import Evaluation, EvaluationStatus, Lab
 from worker.datasets import DatasetUnavailable, cached_dataset
 from worker.health import node_health
 from worker.sandbox import Limits, Mount, Outcome, RunningSandbox, Sandbox, SandboxUnavailable, get_sandbox
 from worker.sandbox.account import sandbox_user
-from worker.sandbox.output import UntrustedFileError, read_capped
+from worker.verdicts import (  # noqa: F401 - the verdict's names, as callers of the grading flow know them
+    JOB,
+    OUTPUT_FILES,
+    RESULT_MAX_BYTES,
+    Verdict,
+    classify_outcome,
+    sanitise,
+)
 
 log = logging.getLogger(__name__)
-
-RESULT_MAX_BYTES = 2 * 1024 * 1024
-# What the worker takes out of a box's output; anything else the box left there is deleted with it.
-OUTPUT_FILES = ("result.json", "judge_answers.json")
-STUDENT_LOG_BYTES = 4000
-STAFF_LOG_BYTES = 60_000
-JOB = "/job"
-
-
-@dataclass
-class Verdict:
-    status: str
-    fields: dict
-    retry: bool = False
-
 
 _sandbox: Sandbox | None = None
 _sandbox_lock = threading.Lock()
@@ -126,16 +115,6 @@ class Heartbeat(threading.Thread):
 
     def stop(self):
         self.stopped.set()
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def sanitise(text: str, limit: int, *, job_dir: Path | None = None) -> str:
-    if job_dir is not None:
-        text = text.replace(str(job_dir), JOB)
-    text = _CONTROL.sub("", text)
-    return text[-limit:]
 
 
 def grader_options(lab: Lab) -> dict:
@@ -291,186 +270,6 @@ def run_in_sandbox(running: RunningSandbox, lab: Lab, heartbeat: Heartbeat) -> O
         return running.submit(job_line(lab))
     finally:
         running.kill()
-
-
-def read_judge_inputs(out_dir: Path) -> dict | None:
-    """The generated answers the LLM judge scores later (Lab 3); untrusted, size-capped, strings only."""
-    try:
-        data = json.loads(read_capped(out_dir, "judge_answers.json", RESULT_MAX_BYTES).decode("utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    return {
-        split: [str(a)[:4000] for a in answers[:200]]
-        for split, answers in data.items()
-        if split in ("public", "private") and isinstance(answers, list)
-    }
-
-
-def resource_verdict(lab: Lab, evaluation: Evaluation, base: dict, *, kind: str) -> Verdict:
-    """A run past the lab's time or memory: whose fault it is, and whether it counts against her quota.
-
-    Within the lab's bounds a healthy node always has enough, so running out means the lab's limits are wrong: an
-    error, the staff told, one confirming retry, never charged. Where no bound fixes the cost (an ONNX graph), a run
-    out of time or memory confirmed on a second, fresh box of a healthy node is hers, and counts.
-    """
-    limit = f"time limit of {lab.time_limit_s} s" if kind == "timeout" else f"memory limit of {lab.memory_limit_mb} MB"
-    names = {item["name"] for item in evaluation.submission.files}
-    if get_lab(lab.kind).cost_is_bounded(names):
-        log.error("evaluation %s: an artifact within lab %s's bounds ran out of its %s", evaluation.pk, lab.slug, limit)
-        from labs.notifications import lab_limits_exceeded
-
-        lab_limits_exceeded(evaluation, kind=kind)
-        return Verdict(
-            EvaluationStatus.ERROR,
-            {
-                **base,
-                "error_code": kind,
-                "error_message": (
-                    f"The evaluation ran past the lab's {limit}. Your files are within the lab's bounds, so this is "
-                    "the platform's fault: it does not count against your submissions, and the staff have been told."
-                ),
-            },
-            retry=evaluation.attempt < 2,
-        )
-    confirmed = evaluation.attempt >= 2 and evaluation.error_code == kind
-    health = node_health()
-    if confirmed and health.healthy:
-        return Verdict(
-            EvaluationStatus.FAILED,
-            {
-                **base,
-                "error_code": "time_limit" if kind == "timeout" else "memory_limit",
-                "error_message": (
-                    f"Your model exceeded the lab's {limit}, on two fresh runs. Make it smaller or faster and submit "
-                    "again; this submission counts towards today's limit."
-                ),
-                "log_tail": "",
-            },
-        )
-    if confirmed:
-        log.warning("evaluation %s: confirmed %s on an unhealthy node: %s", evaluation.pk, kind, health.reason)
-    return Verdict(
-        EvaluationStatus.ERROR,
-        {
-            **base,
-            "error_code": kind,
-            "error_message": f"The evaluation ran past the lab's {limit}; it runs once more in a fresh sandbox.",
-        },
-        retry=True,
-    )
-
-
-def classify_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: Path, job_dir: Path) -> Verdict:
-    """Classify per the design: succeeded, failed (the student's fault) or error (the platform's, retried)."""
-    refused = {
-        name: reason
-        for report in (outcome.details.get("output") or {}).values()
-        if isinstance(report, dict)
-        for name, reason in report.get("refused", {}).items()
-    }
-    not_taken = "".join(
-        f"\nnot taken out of the box: {name}: {reason}" for name, reason in sorted(refused.items())[:20]
-    )
-    staff_log = sanitise(
-        f"exit={outcome.exit_code} timed_out={outcome.timed_out} oom={outcome.oom_killed} "
-        f"duration={outcome.duration_s:.1f}s{not_taken}\n--- stdout ---\n{outcome.stdout_tail}\n"
-        f"--- stderr ---\n{outcome.stderr_tail}",
-        STAFF_LOG_BYTES,
-        job_dir=job_dir,
-    )
-    base = {"staff_log": staff_log, "duration_s": round(outcome.duration_s, 3)}
-    if outcome.timed_out:
-        return resource_verdict(lab, evaluation, base, kind="timeout")
-    if outcome.oom_killed:
-        return resource_verdict(lab, evaluation, base, kind="out_of_memory")
-    try:
-        result = parse_result(read_capped(out_dir, "result.json", RESULT_MAX_BYTES))
-        if result["lab"] != lab.kind:
-            raise ValueError(f"result is for lab {result['lab']!r}, not {lab.kind!r}")
-        if result["dataset"]["hash"] != lab.dataset.manifest_hash:
-            raise ValueError("result names another dataset")
-    except FileNotFoundError:
-        return Verdict(
-            EvaluationStatus.ERROR,
-            {**base, "error_code": "no_result", "error_message": "The grader wrote no result."},
-            retry=True,
-        )
-    except (UntrustedFileError, ValueError, KeyError, TypeError, OSError) as exc:
-        # What the box wrote is never echoed back: the reason is a fixed kind, the details go to the staff log.
-        log.warning("evaluation %s: result refused: %s", evaluation.pk, str(exc)[:300])
-        return Verdict(
-            EvaluationStatus.ERROR,
-            {
-                **base,
-                "staff_log": sanitise(f"{staff_log}\n--- result refused ---\n{str(exc)[:300]}", STAFF_LOG_BYTES),
-                "error_code": "bad_result",
-                "error_message": "The grader's result was refused (the staff have the details).",
-            },
-            retry=True,
-        )
-    common = {
-        **base,
-        "grader_version": result["grader_version"][:40],
-        "dataset_hash": result["dataset"]["hash"],
-        "device_class": str(result.get("device_class", ""))[:120],
-    }
-    if outcome.exit_code == EXIT_OK and result["status"] == "ok":
-        metrics = result["metrics"]
-        problems = out_of_range(lab.kind, metrics, result.get("groups"))
-        if problems:
-            # A value outside what the lab declares is the grader's fault (or a box lying): never a leaderboard entry.
-            log.error("evaluation %s: metrics out of range: %s", evaluation.pk, problems[:5])
-            return Verdict(
-                EvaluationStatus.ERROR,
-                {
-                    **base,
-                    "staff_log": sanitise(
-                        f"{staff_log}\n--- metrics refused ---\n" + "\n".join(problems[:20]), STAFF_LOG_BYTES
-                    ),
-                    "error_code": "bad_metrics",
-                    "error_message": "The grader reported metrics outside their declared ranges (the staff have the details).",
-                },
-                retry=True,
-            )
-
-        return Verdict(
-            EvaluationStatus.SUCCEEDED,
-            {
-                **common,
-                "judge_inputs": read_judge_inputs(out_dir),
-                "metrics": metrics,
-                "groups": result.get("groups"),
-                "details": result.get("details") or {},
-                "samples": [s for s in result.get("samples", []) if s.get("split") == "public"],
-                **lifecycle.score_columns(lab, metrics),
-                "error_code": "",
-                "error_message": "",
-                "log_tail": "",
-            },
-        )
-    if outcome.exit_code == EXIT_REJECTED and result["status"] == "rejected":
-        error = result.get("error") or {}
-        return Verdict(
-            EvaluationStatus.FAILED,
-            {
-                **common,
-                "error_code": str(error.get("code", "rejected"))[:60],
-                "error_message": str(error.get("message", "The grader rejected the artifact."))[:2000],
-                "log_tail": sanitise(outcome.stderr_tail, STUDENT_LOG_BYTES, job_dir=job_dir),
-            },
-        )
-    error = result.get("error") or {}
-    return Verdict(
-        EvaluationStatus.ERROR,
-        {
-            **common,
-            "error_code": "grader_fault",
-            "error_message": str(error.get("message", "The grader failed."))[:2000],
-        },
-        retry=True,
-    )
 
 
 def grade(evaluation_id: int) -> str:

@@ -9,7 +9,7 @@ from django.core import mail
 from labs import lifecycle
 from labs.models import Evaluation
 from tests.factories import save_lstm, submit_folder
-from worker import grading
+from worker import grading, verdicts
 from worker.sandbox import Outcome
 
 
@@ -220,13 +220,13 @@ def test_a_confirmed_timeout_of_an_unbounded_artifact_on_an_unhealthy_node_stays
     from worker.health import NodeHealth
 
     # An overloaded node cannot be made on demand here: the measured health is replaced by an unhealthy one.
-    monkeypatch.setattr(grading, "node_health", lambda: NodeHealth(False, 42.0, "the reference workload took 42 s"))
+    monkeypatch.setattr(verdicts, "node_health", lambda: NodeHealth(False, 42.0, "the reference workload took 42 s"))
     monkeypatch.setattr(type(grading.get_lab("music")), "cost_is_bounded", lambda self, names: False)
     evaluation = submission.evaluations.get()
     evaluation.attempt, evaluation.error_code = 2, "timeout"
     verdict = grading.classify_outcome(graded_lab, evaluation, _outcome(None, timed_out=True), tmp_path / "o", tmp_path)
     assert (verdict.status, verdict.retry, verdict.fields["error_code"]) == ("error", True, "timeout")
-    monkeypatch.setattr(grading, "node_health", lambda: NodeHealth(True, 0.2, "ok"))
+    monkeypatch.setattr(verdicts, "node_health", lambda: NodeHealth(True, 0.2, "ok"))
     verdict = grading.classify_outcome(graded_lab, evaluation, _outcome(None, timed_out=True), tmp_path / "o", tmp_path)
     assert (verdict.status, verdict.fields["error_code"]) == ("failed", "time_limit")
     assert "time limit of 120 s" in verdict.fields["error_message"]

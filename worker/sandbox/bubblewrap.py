@@ -17,11 +17,7 @@ import importlib.util
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 from worker.sandbox.account import DEFAULT_USER, SandboxUser, sandbox_user
@@ -30,7 +26,6 @@ from worker.sandbox.base import (
     Limits,
     Mount,
     Outcome,
-    OutputTail,
     RunningSandbox,
     Sandbox,
     SandboxError,
@@ -38,10 +33,8 @@ from worker.sandbox.base import (
     base_environment,
     check_mounts,
 )
-from worker.sandbox.cgroups import CGROUP_ROOT, Cgroup
-from worker.sandbox.output import OutputCaps, collect
-from worker.sandbox.seccomp import SeccompUnavailable, bpf_fd
-from worker.sandbox.staging import Staging
+from worker.sandbox.bubblewrap_box import BubblewrapBox
+from worker.sandbox.cgroups import CGROUP_ROOT
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +45,6 @@ STAGING_ROOT = Path("/run/grader-sandbox")
 # The system files the dynamic loader and Python need, and nothing else of the host's /etc.
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "mime.types")
 SYSTEM_TOPS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
-# The cap on how long a job's stdin write may block: a job that does not read its stdin is not waited for.
-STDIN_WRITE_SECONDS = 10.0
-# The shim: it lowers its own resource limits (soft and hard; bwrap and the box inherit them), then waits until
-# the worker has put it into the run's cgroup and said so on stdin. Its arguments: bwrap, the args fd, the command.
-SHIM = (
-    "ulimit -c 0 && ulimit -f {fsize_blocks} && ulimit -n {nofile} && "
-    'IFS= read -r go && [ "$go" = go ] && fd=$1 && shift && exec "$0" --args "$fd" -- "$@"; exit 125'
-)
-
-
-def shim_script(limits: Limits) -> str:
-    # sh counts file sizes in blocks of 512 bytes.
-    return SHIM.format(fsize_blocks=max(1, limits.file_size_bytes // 512), nofile=int(limits.nofile))
 
 
 def _default_grader_dir() -> Path:
@@ -162,6 +142,13 @@ class BubblewrapSandbox(Sandbox):
             args += ["--dev-bind", f"/dev/{card}", f"/dev/{card}"]
         return args
 
+    def runtime_to_stage(self) -> dict[str, Path]:
+        """What of the runtime the box sees through the staging area: the Python roots outside the system folders,
+        and the grader package, by the key ``options`` looks them up with."""
+        staged = {root: Path(root) for root in self.python_roots if not _under_system_tops(root)}
+        staged[GRADER_TARGET] = self.grader_dir.resolve()
+        return staged
+
     def checked_mounts(self, mounts: list[Mount]) -> list[Mount]:
         reserved = tuple(self.python_roots) + (GRADER_TARGET,)
         return check_mounts(mounts, extra_reserved=reserved)
@@ -218,204 +205,8 @@ class BubblewrapSandbox(Sandbox):
     # -- running it
 
     def run(self, command: list[str], mounts: list[Mount], limits: Limits, *, stdin: bytes | None = None) -> Outcome:
-        box = _BubblewrapProcess(self, command, mounts, limits, warm=False)
+        box = BubblewrapBox(self, command, mounts, limits, warm=False)
         return box.finish(stdin or b"")
 
     def start(self, command: list[str], mounts: list[Mount], limits: Limits) -> RunningSandbox:
-        return _BubblewrapProcess(self, command, mounts, limits, warm=True)
-
-
-def _memfd_with(data: bytes, name: str) -> int:
-    fd = os.memfd_create(name, os.MFD_CLOEXEC)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
-
-
-class _BubblewrapProcess(RunningSandbox):
-    """One bwrap process tree in its own cgroup and staging area; used by ``run`` and handed out by ``start``."""
-
-    def __init__(self, sandbox: BubblewrapSandbox, command, mounts, limits: Limits, *, warm: bool):
-        self.limits = limits
-        self._finished: Outcome | None = None
-        self._lock = threading.Lock()
-        self._outputs: list[tuple[Path, Path]] = []
-        user = sandbox.user
-        command = sandbox.boxed_command(command)
-        mounts = sandbox.checked_mounts(mounts)
-        self.staging = Staging(sandbox.staging_root, user)
-        self.cgroup: Cgroup | None = None
-        fds: list[int] = []
-        out_r = out_w = err_r = err_w = -1
-        try:
-            staged: dict[str, Path] = {}
-            for root in sandbox.python_roots:
-                if not _under_system_tops(root):
-                    staged[root] = self.staging.bind_readonly(Path(root))
-            staged[GRADER_TARGET] = self.staging.bind_readonly(sandbox.grader_dir.resolve())
-            for mount in mounts:
-                if mount.writable:
-                    area = self.staging.output_tmpfs(size_bytes=limits.output_bytes, inodes=limits.output_files)
-                    self._outputs.append((area, mount.source))
-                    staged[mount.target] = area
-                else:
-                    staged[mount.target] = self.staging.bind_readonly(mount.source)
-            try:
-                seccomp_fd = bpf_fd()
-            except SeccompUnavailable as exc:
-                raise SandboxUnavailable(str(exc)) from exc
-            fds.append(seccomp_fd)
-            options = sandbox.options(mounts, limits, staged=staged, seccomp_fd=seccomp_fd)
-            args_fd = _memfd_with(b"".join(a.encode() + b"\0" for a in options), "bwrap-args")
-            fds.append(args_fd)
-            self.cgroup = Cgroup.create(limits, root=sandbox.cgroup_root, parent=sandbox.cgroup_parent)
-            self.cgroup.delegate(user.uid, user.gid)
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
-            self.started = time.monotonic()
-            self.proc = subprocess.Popen(
-                [sandbox.shell, "-c", shim_script(limits), sandbox.bwrap, str(args_fd), *command],
-                stdin=subprocess.PIPE,
-                stdout=out_w,
-                stderr=err_w,
-                env=sandbox.environment(limits),
-                user=user.uid,
-                group=user.gid,
-                extra_groups=[],
-                umask=0o077,
-                pass_fds=tuple(fds),
-                start_new_session=True,
-                close_fds=True,
-                cwd="/",
-            )
-            try:
-                self.cgroup.enter(self.proc.pid)
-                self.proc.stdin.write(b"go\n")
-                self.proc.stdin.flush()
-            except BaseException:
-                self.proc.kill()
-                self.proc.wait()
-                raise
-        except BaseException:
-            for fd in (out_r, out_w, err_r, err_w, *fds):
-                if fd >= 0:
-                    os.close(fd)
-            if self.cgroup is not None:
-                self.cgroup.kill_all()
-                self.cgroup.remove()
-            self.staging.close()
-            raise
-        for fd in (out_w, err_w, *fds):
-            os.close(fd)
-        self.stdout = OutputTail(out_r, limit=sandbox.tail_bytes, ready_marker=b"ready" if warm else None)
-        self.stderr = OutputTail(err_r, limit=sandbox.tail_bytes)
-
-    def wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.stdout.ready.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
-                return True
-            if self.proc.poll() is not None:
-                return self.stdout.ready.is_set()
-        return self.stdout.ready.is_set()
-
-    def submit(self, stdin_line: bytes) -> Outcome:
-        if not stdin_line.endswith(b"\n"):
-            stdin_line += b"\n"
-        return self.finish(stdin_line)
-
-    def finish(self, stdin: bytes) -> Outcome:
-        with self._lock:
-            if self._finished is not None:
-                raise SandboxError("this sandbox has already run its job")
-            self.started = time.monotonic()
-            self._cpu_at_start = self.cgroup.cpu_seconds()
-            writer = threading.Thread(target=self._feed, args=(stdin,), daemon=True)
-            writer.start()
-            timed_out = False
-            try:
-                self.proc.wait(timeout=self.limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            return self._conclude(timed_out=timed_out)
-
-    def kill(self) -> Outcome:
-        with self._lock:
-            if self._finished is not None:
-                return self._finished
-            return self._conclude(timed_out=False)
-
-    def _feed(self, data: bytes) -> None:
-        try:
-            if data:
-                self.proc.stdin.write(data)
-            self.proc.stdin.close()
-        except (BrokenPipeError, OSError, ValueError):
-            pass
-
-    def _conclude(self, *, timed_out: bool) -> Outcome:
-        """Kill whatever is left (the cgroup), collect the output, detach the staging, remove the cgroup."""
-        duration = time.monotonic() - self.started
-        if self.proc.poll() is None:
-            try:
-                # bwrap's session runs as the sandbox user; the worker, as root, may signal it.
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        emptied = self.cgroup.kill_all()
-        try:
-            exit_code = self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            exit_code = None
-        try:
-            self.proc.stdin.close()
-        except (OSError, ValueError):
-            pass
-        self.stdout.join()
-        self.stderr.join()
-        oom = self.cgroup.oom_killed()
-        cpu_end = self.cgroup.cpu_seconds()
-        cpu_start = getattr(self, "_cpu_at_start", None)
-        self.cgroup.remove()
-        if not emptied:
-            log.error("sandbox processes survived the kill; cgroup %s left in place", self.cgroup.dirs)
-        collected = {}
-        try:
-            for area, dest in self._outputs:
-                caps = OutputCaps(
-                    files=min(64, self.limits.output_files),
-                    file_bytes=self.limits.output_bytes,
-                    total_bytes=self.limits.output_bytes,
-                    names=self.limits.output_names,
-                )
-                report = collect(area, dest, caps)
-                collected[str(dest)] = {
-                    "files": report.files,
-                    "refused": report.refused,
-                    "bytes": report.bytes,
-                    "owners": sorted(report.owners),
-                }
-        except OSError as exc:
-            log.error("copying the box's output out failed: %s", exc)
-            collected["error"] = str(exc)
-        finally:
-            self.staging.close()
-        self._finished = Outcome(
-            exit_code=exit_code,
-            timed_out=timed_out,
-            oom_killed=oom,
-            stdout_tail=self.stdout.text(),
-            stderr_tail=self.stderr.text(),
-            duration_s=duration,
-            details={
-                "backend": "bubblewrap",
-                "cgroup_version": self.cgroup.version,
-                "cgroup": [str(d) for d in self.cgroup.dirs.values()],
-                "cpu_seconds": None if cpu_end is None else round(cpu_end - (cpu_start or 0.0), 3),
-                "cpu_seconds_total": cpu_end,
-                "output": collected,
-            },
-        )
-        return self._finished
+        return BubblewrapBox(self, command, mounts, limits, warm=True)
