@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from worker.sandbox.base import Limits, Outcome, OutputTail, RunningSandbox, SandboxError, SandboxUnavailable
 from worker.sandbox.cgroups import Cgroup
-from worker.sandbox.output import OutputCaps, collect
+from worker.sandbox.output import take_outputs
 from worker.sandbox.seccomp import SeccompUnavailable, bpf_fd
 from worker.sandbox.staging import Staging
 
@@ -190,25 +190,8 @@ class BubblewrapBox(RunningSandbox):
         self.cgroup.remove()
         if not emptied:
             log.error("sandbox processes survived the kill; cgroup %s left in place", self.cgroup.dirs)
-        collected = {}
         try:
-            for area, dest in self._outputs:
-                caps = OutputCaps(
-                    files=min(64, self.limits.output_files),
-                    file_bytes=self.limits.output_bytes,
-                    total_bytes=self.limits.output_bytes,
-                    names=self.limits.output_names,
-                )
-                report = collect(area, dest, caps)
-                collected[str(dest)] = {
-                    "files": report.files,
-                    "refused": report.refused,
-                    "bytes": report.bytes,
-                    "owners": sorted(report.owners),
-                }
-        except OSError as exc:
-            log.error("copying the box's output out failed: %s", exc)
-            collected["error"] = str(exc)
+            collected = take_outputs(self._outputs, self.limits)
         finally:
             self.staging.close()
         self._finished = Outcome(

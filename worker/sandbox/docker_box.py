@@ -21,7 +21,7 @@ from docker.types import Mount as DockerMount
 
 from worker.sandbox.account import SandboxUser
 from worker.sandbox.base import Limits, Outcome, OutputTail, RunningSandbox, SandboxError, SandboxUnavailable
-from worker.sandbox.output import OutputCaps, collect
+from worker.sandbox.output import take_outputs
 from worker.sandbox.staging import Staging
 
 if TYPE_CHECKING:
@@ -294,26 +294,8 @@ class DockerBox(RunningSandbox):
         return self._finished
 
     def _collect(self) -> dict:
-        collected: dict = {}
         try:
-            for area, dest in self._outputs:
-                caps = OutputCaps(
-                    files=min(64, self.limits.output_files),
-                    file_bytes=self.limits.output_bytes,
-                    total_bytes=self.limits.output_bytes,
-                    names=self.limits.output_names,
-                )
-                report = collect(area, dest, caps)
-                collected[str(dest)] = {
-                    "files": report.files,
-                    "refused": report.refused,
-                    "bytes": report.bytes,
-                    "owners": sorted(report.owners),
-                }
-        except OSError as exc:
-            log.error("copying the box's output out failed: %s", exc)
-            collected["error"] = str(exc)
+            return take_outputs(self._outputs, self.limits)
         finally:
             if self.staging is not None:
                 self.staging.close()
-        return collected

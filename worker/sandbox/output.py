@@ -8,10 +8,13 @@ read, so a link to ``/dev/zero``, a FIFO or a sparse 10 GB file costs nothing.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # Names the worker takes from a box's output; anything else it left is dropped.
 NAME_MAX = 128
@@ -146,3 +149,28 @@ def collect(source: str | Path, dest: str | Path, caps: OutputCaps) -> Collected
         os.close(src_fd)
         os.close(dest_fd)
     return report
+
+
+def take_outputs(outputs: list[tuple[Path, Path]], limits) -> dict:
+    """Copy each box output area into its host folder (``(area, dest)`` pairs), within ``limits``; the report by
+    host folder, as both backends put it in ``Outcome.details["output"]``."""
+    caps = OutputCaps(
+        files=min(64, limits.output_files),
+        file_bytes=limits.output_bytes,
+        total_bytes=limits.output_bytes,
+        names=limits.output_names,
+    )
+    taken: dict = {}
+    try:
+        for area, dest in outputs:
+            report = collect(area, dest, caps)
+            taken[str(dest)] = {
+                "files": report.files,
+                "refused": report.refused,
+                "bytes": report.bytes,
+                "owners": sorted(report.owners),
+            }
+    except OSError as exc:
+        log.error("copying the box's output out failed: %s", exc)
+        taken["error"] = str(exc)
+    return taken
