@@ -139,11 +139,10 @@ def test_each_attempt_gets_its_own_job_folder_named_by_a_fresh_claim_token(grade
     assert evaluation.public_score is not None and evaluation.public_score > 0.5
 
 
-def test_an_onnx_artifact_with_a_custom_domain_fails_in_the_sandbox_without_running(
-    course, student, tmp_path, cache_dir
-):
+def onnx_vision_lab(course, tmp_path, *, time_limit_s: int) -> tuple[Lab, Path]:
+    """A vision lab that accepts ONNX models, graded on a small hidden set made here."""
     from labs.management.commands.register_dataset import register_dataset
-    from tests.grader.test_vision_onnx import _small_dataset, save, tiny_graph
+    from tests.grader.test_vision_onnx import _small_dataset
     from tests.security.conftest import music_lab_deadline
 
     data_dir = tmp_path / "vision-data"
@@ -162,9 +161,18 @@ def test_an_onnx_artifact_with_a_custom_domain_fails_in_the_sandbox_without_runn
         tiebreak_metric="balanced_accuracy",
         tiebreak_direction="max",
         evaluator_options={"allow_onnx": "1"},
-        time_limit_s=120,
+        time_limit_s=time_limit_s,
         memory_limit_mb=2048,
     )
+    return lab, data_dir
+
+
+def test_an_onnx_artifact_with_a_custom_domain_fails_in_the_sandbox_without_running(
+    course, student, tmp_path, cache_dir
+):
+    from tests.grader.test_vision_onnx import save, tiny_graph
+
+    lab, data_dir = onnx_vision_lab(course, tmp_path, time_limit_s=120)
     onnx_file = save(tiny_graph(domain="com.example.evil"), tmp_path / "onnx") / "model.onnx"
     prefix = Submission.new_prefix(lab)
     key = default_storage.save(f"{prefix}/model.onnx", ContentFile(onnx_file.read_bytes()))
@@ -240,35 +248,14 @@ def test_an_onnx_graph_that_loops_forever_is_hers_after_one_confirming_run_on_a_
     """No bound fixes what an ONNX graph costs: its timeout, confirmed on a fresh box, counts against her quota."""
     from django.utils import timezone
 
-    from labs.management.commands.register_dataset import register_dataset
     from labs.services import submissions_counted_today
-    from tests.grader.test_vision_onnx import _small_dataset
-    from tests.security.conftest import music_lab_deadline
     from worker import health
 
     settings.SANDBOX_PREWARM = False
     settings.EVALUATION_MAX_ATTEMPTS = 3
     monkeypatch.setattr(grading, "_sandbox", None)
     health.reset()
-    data_dir = tmp_path / "vision-data"
-    data_dir.mkdir()
-    _small_dataset(data_dir)
-    lab = Lab.objects.create(
-        course=course,
-        slug="lab2-vision",
-        kind="vision",
-        number=2,
-        title="Computer Vision",
-        deadline=music_lab_deadline(course),
-        dataset=register_dataset(data_dir),
-        primary_metric="worst_group_tpr",
-        primary_direction="max",
-        tiebreak_metric="balanced_accuracy",
-        tiebreak_direction="max",
-        evaluator_options={"allow_onnx": "1"},
-        time_limit_s=4,
-        memory_limit_mb=2048,
-    )
+    lab, data_dir = onnx_vision_lab(course, tmp_path, time_limit_s=4)
     folder = tmp_path / "onnx"
     folder.mkdir()
     import onnx
