@@ -16,8 +16,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root
 
-from grader import llm_model
 from grader.dataset import load_manifest
+from grader.labs.llm import model as llm_model
 from grader.labs.llm import tiny_base_dir
 
 

@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from grader.dataset import load_manifest
 from grader.labs.vision import SPLITS, Lab, TorchScorer
+from grader.labs.vision.data import load_images, split_items
+from grader.labs.vision.model import BATCH_SIZE, make_standard_classifier
 from grader.registry import EvaluationContext
-from grader.vision_data import load_images, split_items
-from grader.vision_model import BATCH_SIZE, make_standard_classifier
 
 
 def sync(device: str) -> None:

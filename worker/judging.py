@@ -6,7 +6,7 @@ import statistics
 
 from django.db import transaction
 
-from grader.llm_judge import JudgeError, judge_style
+from grader.labs.llm.judge import JudgeError, judge_style
 from labs import lifecycle
 from labs.models import Evaluation, EvaluationStatus
 

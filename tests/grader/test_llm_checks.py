@@ -13,7 +13,7 @@ from safetensors.numpy import save_file
 
 from grader.errors import Rejected
 from grader.labs.llm import Lab
-from grader.llm_adapter import GEMMA_2_2B_IT
+from grader.labs.llm.adapter import GEMMA_2_2B_IT
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "course/tiny-gemma-2"

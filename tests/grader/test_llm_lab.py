@@ -140,8 +140,8 @@ def test_an_echoing_model_leaks_no_private_text_through_result_or_logs(
     llm_data, unchanged, tmp_path, monkeypatch, capfd
 ):
     """Generation replaced by an echo of each prompt: whatever the model says, private prompts must not show."""
-    from grader import llm_model
     from grader.cli import main
+    from grader.labs.llm import model as llm_model
 
     monkeypatch.setattr(llm_model, "generate_answers", lambda m, t, prompts, **kw: [f"echo: {p}" for p in prompts])
     monkeypatch.setenv("GRADER_LLM_BASE_MODEL", str(llm_lab.tiny_base_dir(llm_data)))

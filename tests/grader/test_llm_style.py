@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from grader.llm_data import make_pairs, split_indices, topic_of
-from grader.llm_style import StyleClassifier, char_ngrams, train_classifier
+from grader.labs.llm.data import make_pairs, split_indices, topic_of
+from grader.labs.llm.style import StyleClassifier, char_ngrams, train_classifier
 
 YODA = [
     "Strong with the Force, you are. Hmm.",

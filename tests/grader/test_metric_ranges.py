@@ -7,11 +7,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from grader import vision_data, vision_metrics, vision_model
 from grader.cli import main
 from grader.errors import EXIT_OK
 from grader.labs import llm as llm_lab
 from grader.labs import vision
+from grader.labs.vision import data as vision_data
+from grader.labs.vision import metrics as vision_metrics
+from grader.labs.vision import model as vision_model
 from grader.registry import (
     EvaluationContext,
     LabEvaluator,

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from grader.abc_validity import check_abc
 from grader.labs import music
+from grader.labs.music.abc_validity import check_abc
 from tests.grader.conftest import TINY_TUNES, make_tune
 
 

@@ -8,12 +8,12 @@ import torch
 from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
-from grader import vision_data
 from grader.dataset import load_manifest
 from grader.labs import vision
 from grader.labs.vision import Lab
+from grader.labs.vision import data as vision_data
+from grader.labs.vision.model import make_standard_classifier
 from grader.registry import EvaluationContext
-from grader.vision_model import make_standard_classifier
 
 SKIN = {"L": (236, 200, 178), "D": (96, 60, 42)}
 

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from grader.errors import Rejected
 from grader.labs.vision import Lab
-from grader.vision_model import DBVAE, make_standard_classifier
+from grader.labs.vision.model import DBVAE, make_standard_classifier
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from grader.vision_metrics import (
+from grader.labs.vision.metrics import (
     audit,
     bootstrap_tpr_interval,
     expected_calibration_error,

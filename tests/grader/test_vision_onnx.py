@@ -8,8 +8,8 @@ from onnx import TensorProto, helper, numpy_helper
 from grader.dataset import load_manifest
 from grader.errors import Rejected
 from grader.labs.vision import Lab
+from grader.labs.vision.onnx import check_in_subprocess
 from grader.registry import EvaluationContext
-from grader.vision_onnx import check_in_subprocess
 from tests.canary import assert_no_canary, plant_canaries, record_child_environments
 
 

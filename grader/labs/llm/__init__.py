@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from grader.errors import GraderFault
-from grader.llm_adapter import CONFIG_FILE, GEMMA_2_2B_IT, WEIGHTS_FILE, BaseSpec, check_adapter, read_base_spec
-from grader.llm_data import Pair, make_pairs, plain_version, read_jsonl, read_lines, split_indices, write_jsonl
+from grader.labs.llm.adapter import CONFIG_FILE, GEMMA_2_2B_IT, WEIGHTS_FILE, BaseSpec, check_adapter, read_base_spec
+from grader.labs.llm.data import Pair, make_pairs, plain_version, read_jsonl, read_lines, split_indices, write_jsonl
 from grader.registry import EvaluationContext, EvaluationOutput, LabEvaluator, MetricSpec
 
 BASE_MODEL_ENV = "GRADER_LLM_BASE_MODEL"  # the course's base model folder, where no option names one
@@ -43,7 +43,7 @@ def _threads() -> None:
 
 
 def tiny_base_dir(data_dir: Path) -> Path:
-    from grader.llm_base import TINY_DIRNAME
+    from grader.labs.llm.base import TINY_DIRNAME
 
     return Path(data_dir).parent / "base-models" / TINY_DIRNAME
 
@@ -110,8 +110,8 @@ class Lab(LabEvaluator):
 
     def prepare_data(self, course_data: Path, out_dir: Path, *, seed: int) -> None:
         from grader.dataset import write_manifest
-        from grader.llm_base import TINY_NAME, build_tiny_base
-        from grader.llm_style import train_classifier
+        from grader.labs.llm.base import TINY_NAME, build_tiny_base
+        from grader.labs.llm.style import train_classifier
 
         out_dir = Path(out_dir)
         styles = Path(course_data) / "text_styles"
@@ -195,7 +195,7 @@ class Lab(LabEvaluator):
         from peft import LoraConfig, get_peft_model
 
         from grader.dataset import load_manifest
-        from grader.llm_model import load_base, train_on_pairs
+        from grader.labs.llm.model import load_base, train_on_pairs
 
         _threads()
         torch.manual_seed(seed)
@@ -232,8 +232,8 @@ class Lab(LabEvaluator):
     def evaluate(self, ctx: EvaluationContext) -> EvaluationOutput:
         import torch
 
-        from grader import llm_model
-        from grader.llm_style import StyleClassifier
+        from grader.labs.llm import model as llm_model
+        from grader.labs.llm.style import StyleClassifier
 
         if ctx.device == "cpu":
             _threads()

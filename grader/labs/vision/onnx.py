@@ -29,7 +29,7 @@ def check_in_subprocess(path: Path, *, deep: bool = False) -> dict[str, Any]:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise Rejected("onnx_too_large", f"model.onnx is {size} bytes; at most {MAX_FILE_BYTES}.")
-    done = run_limited("grader.vision_onnx", [str(path)], limits=CHECK_LIMITS)
+    done = run_limited("grader.labs.vision.onnx", [str(path)], limits=CHECK_LIMITS)
     if done.timed_out:
         raise Rejected("onnx_check_timeout", f"Checking model.onnx took longer than {CHECK_TIMEOUT_S} s.")
     lines = done.stdout.decode("utf-8", "replace").strip().splitlines()

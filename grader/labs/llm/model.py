@@ -19,8 +19,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig  # noqa: E402
 
-from grader.llm_adapter import CONFIG_FILE, WEIGHTS_FILE, read_adapter_config, sanitized_config  # noqa: E402
-from grader.llm_data import Pair  # noqa: E402
+from grader.labs.llm.adapter import CONFIG_FILE, WEIGHTS_FILE, read_adapter_config, sanitized_config  # noqa: E402
+from grader.labs.llm.data import Pair  # noqa: E402
 
 END_OF_TURN = "<end_of_turn>"
 MAX_SEQ_TOKENS = 384  # prompt + answer; longer answers are cut, the same way for every submission

@@ -9,8 +9,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from grader.llm_adapter import BASE_NAME_FILE
-from grader.llm_data import Pair
+from grader.labs.llm.adapter import BASE_NAME_FILE
+from grader.labs.llm.data import Pair
 
 TINY_NAME = "course/tiny-gemma-2"
 TINY_DIRNAME = "tiny-gemma-2"
@@ -87,7 +87,7 @@ def build_tiny_base(out_dir: Path, *, texts: Sequence[str], chat_pairs: Sequence
     import torch
     from transformers import Gemma2ForCausalLM
 
-    from grader.llm_model import train_on_pairs
+    from grader.labs.llm.model import train_on_pairs
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     torch.manual_seed(seed)

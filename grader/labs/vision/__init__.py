@@ -8,26 +8,30 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from grader.configfile import int_in, read_json, reject_unknown_keys, str_in
 from grader.errors import Rejected
+from grader.labs.vision.artifact import (
+    CONFIG,
+    MAX_TENSORS,
+    ONNX_FILE,
+    WEIGHTS,
+    check_weights,
+    expected_tensors,
+    read_config,
+)
 from grader.registry import Direction, EvaluationContext, EvaluationOutput, LabEvaluator, MetricSpec
-from grader.safetensors_io import TensorInfo, expect_tensors, read_header
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-ONNX_FILE = "model.onnx"
-N_FILTERS_BOUNDS = (4, 64)
-LATENT_DIM_BOUNDS = (2, 512)
-HIDDEN_UNITS = 512
-FEATURE_SIDE = 4  # 64 / 2**4
-# (input channels, output channels, kernel) of the four conv blocks, in multiples of n_filters (3 = RGB input).
-BLOCKS = ((None, 1, 5), (1, 2, 5), (2, 4, 3), (4, 6, 3))
-FLOAT_DTYPES = ("F32",)
-# The DB-VAE decoder is never run: its tensors are allowed under "decoder." within these bounds, values unread.
-MAX_DECODER_TENSORS = 32
-# The header's tensor bound: the standard classifier has 32 tensors, the DB-VAE 42; more is not this lab's model.
-MAX_TENSORS = 32 + MAX_DECODER_TENSORS + 64
-MAX_DECODER_ELEMENTS = 64 * 1024 * 1024
+# The lab as one name: tests and benchmarks reach its pieces through the package.
+__all__ = [
+    "FGSM_EPSILONS",
+    "GROUPS",
+    "MAX_TENSORS",
+    "SPLITS",
+    "Lab",
+    "TorchScorer",
+    "audit_splits",
+    "expected_tensors",
+]
+
 SPLITS = ("public", "private")
 REFERENCE_FILTERS = 8
 REFERENCE_EPOCHS = 12
@@ -95,87 +99,6 @@ GROUP_METRICS = (
 )
 
 
-def expected_tensors(n_filters: int, n_outputs: int, prefix: str = "") -> dict[str, tuple[Any, tuple[int, ...]]]:
-    """Names, dtypes and shapes of the notebook classifier's state_dict (no torch needed)."""
-    spec: dict[str, tuple[Any, tuple[int, ...]]] = {}
-    for i, (cin, cout, k) in enumerate(BLOCKS):
-        c_in = 3 if cin is None else cin * n_filters
-        c_out = cout * n_filters
-        p = f"{prefix}{i}."
-        spec[p + "conv.weight"] = (FLOAT_DTYPES, (c_out, c_in, k, k))
-        for name in ("conv.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"):
-            spec[p + name] = (FLOAT_DTYPES, (c_out,))
-        spec[p + "bn.num_batches_tracked"] = ("I64", ())
-    spec[prefix + "5.weight"] = (FLOAT_DTYPES, (HIDDEN_UNITS, 6 * n_filters * FEATURE_SIDE * FEATURE_SIDE))
-    spec[prefix + "5.bias"] = (FLOAT_DTYPES, (HIDDEN_UNITS,))
-    spec[prefix + "7.weight"] = (FLOAT_DTYPES, (n_outputs, HIDDEN_UNITS))
-    spec[prefix + "7.bias"] = (FLOAT_DTYPES, (n_outputs,))
-    return spec
-
-
-def read_config(artifact_dir: Path) -> dict[str, Any]:
-    cfg = read_json(artifact_dir / CONFIG, name=CONFIG)
-    reject_unknown_keys(cfg, {"architecture", "n_filters", "latent_dim"}, name=CONFIG)
-    architecture = str_in(cfg, "architecture", ("standard", "dbvae"))
-    n_filters = int_in(cfg, "n_filters", *N_FILTERS_BOUNDS)
-    latent_dim = None
-    if architecture == "dbvae":
-        latent_dim = int_in(cfg, "latent_dim", *LATENT_DIM_BOUNDS)
-    elif "latent_dim" in cfg:
-        raise Rejected(
-            "bad_config",
-            'config.json gives "latent_dim" but its architecture is "standard"; remove "latent_dim", or set '
-            '"architecture": "dbvae" if you trained the DB-VAE.',
-        )
-    return {"architecture": architecture, "n_filters": n_filters, "latent_dim": latent_dim}
-
-
-def _check_decoder(decoder: dict[str, TensorInfo]) -> None:
-    if len(decoder) > MAX_DECODER_TENSORS:
-        raise Rejected(
-            "wrong_tensors", f"The DB-VAE decoder has {len(decoder)} tensors; at most {MAX_DECODER_TENSORS}."
-        )
-    total = 0
-    for name, info in sorted(decoder.items()):
-        if info.dtype not in FLOAT_DTYPES or len(info.shape) > 4:
-            raise Rejected(
-                "wrong_tensors",
-                f"Decoder tensor {name!r} has dtype {info.dtype} and {len(info.shape)} dimensions; "
-                "the decoder's weights are float32 with at most 4 dimensions.",
-            )
-        total += info.numel
-    if total > MAX_DECODER_ELEMENTS:
-        raise Rejected("wrong_tensors", f"The DB-VAE decoder holds {total} values; at most {MAX_DECODER_ELEMENTS}.")
-
-
-def check_weights(artifact_dir: Path, cfg: dict[str, Any]) -> tuple[dict[str, TensorInfo], list[str]]:
-    """Header-level check of the weights against the config; returns the header and the names the model uses."""
-    header = read_header(artifact_dir / WEIGHTS, max_tensors=MAX_TENSORS)
-    if cfg["architecture"] == "standard":
-        prefix, outputs = "", 1
-        decoder: dict[str, TensorInfo] = {}
-        body = header
-    else:
-        prefix, outputs = "encoder.", 2 * cfg["latent_dim"] + 1
-        decoder = {k: v for k, v in header.items() if k.startswith("decoder.")}
-        body = {k: v for k, v in header.items() if not k.startswith("decoder.")}
-    last = body.get(prefix + "7.weight")
-    if last is not None and last.shape[:1] != (outputs,) and len(last.shape) == 2:
-        what = (
-            "one logit per image (7.weight of shape [1, 512])"
-            if outputs == 1
-            else f"2*latent_dim+1 = {outputs} outputs (face logit, then the latent means and log-variances)"
-        )
-        raise Rejected(
-            "wrong_output_size",
-            f"The last layer {prefix}7.weight has {last.shape[0]} outputs; the {cfg['architecture']} model must "
-            f"give {what}. Check config.json and the model you saved.",
-        )
-    expect_tensors(body, expected_tensors(cfg["n_filters"], outputs, prefix))
-    _check_decoder(decoder)
-    return header, sorted(body)
-
-
 class Lab(LabEvaluator):
     name = "vision"
     title = "Computer vision: face detection with a bias audit"
@@ -204,7 +127,7 @@ class Lab(LabEvaluator):
     def check(self, artifact_dir: Path, *, deep: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
         artifact_dir = Path(artifact_dir)
         if (artifact_dir / ONNX_FILE).is_file() and not (artifact_dir / WEIGHTS).exists():
-            from grader import vision_onnx
+            from grader.labs.vision import onnx as vision_onnx
 
             return vision_onnx.check_in_subprocess(artifact_dir / ONNX_FILE, deep=deep)
         cfg = read_config(artifact_dir)
@@ -222,8 +145,8 @@ class Lab(LabEvaluator):
 
     # ------------------------------------------------------------------- data
     def prepare_data(self, course_data: Path, out_dir: Path, *, seed: int) -> None:
-        from grader import vision_data
         from grader.dataset import write_manifest
+        from grader.labs.vision import data as vision_data
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -251,8 +174,9 @@ class Lab(LabEvaluator):
         import numpy as np
         from safetensors.torch import save_file
 
-        from grader import vision_data, vision_model
         from grader.dataset import load_manifest
+        from grader.labs.vision import data as vision_data
+        from grader.labs.vision import model as vision_model
 
         if variant not in self.reference_variants:
             raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(self.reference_variants)}")
@@ -299,7 +223,7 @@ class Lab(LabEvaluator):
                     "This course accepts the lab's model as model.safetensors + config.json only; "
                     "ONNX models are not enabled.",
                 )
-            from grader import vision_onnx
+            from grader.labs.vision import onnx as vision_onnx
 
             return audit_splits(ctx, vision_onnx.OnnxScorer(artifact_dir / ONNX_FILE, device=ctx.device))
         return audit_splits(ctx, TorchScorer(artifact_dir, device=ctx.device, seed=ctx.seed))
@@ -313,7 +237,7 @@ class TorchScorer:
     def __init__(self, artifact_dir: Path, *, device: str, seed: int):
         import torch
 
-        from grader import vision_model
+        from grader.labs.vision import model as vision_model
         from grader.safetensors_io import load_tensors
 
         torch.manual_seed(seed)
@@ -327,12 +251,12 @@ class TorchScorer:
         ).to(device)
 
     def logits(self, images):
-        from grader import vision_model
+        from grader.labs.vision import model as vision_model
 
         return vision_model.predict_logits(self.model, images, device=self.device)
 
     def fgsm(self, images, labels) -> dict[int, float]:
-        from grader import vision_model
+        from grader.labs.vision import model as vision_model
 
         return vision_model.fgsm_accuracy(self.model, images, labels, device=self.device)
 
@@ -341,8 +265,9 @@ def audit_splits(ctx: EvaluationContext, scorer: Any) -> EvaluationOutput:
     """Run the bias audit of one scorer on both splits of the dataset."""
     import numpy as np
 
-    from grader import vision_data, vision_metrics
-    from grader.vision_model import FGSM_EPSILONS
+    from grader.labs.vision import data as vision_data
+    from grader.labs.vision import metrics as vision_metrics
+    from grader.labs.vision.model import FGSM_EPSILONS
 
     metrics: dict[str, dict[str, float | None]] = {}
     groups: dict[str, dict[str, dict[str, float | None]]] = {}
