@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from courses.models import Course, Deadline, Membership, Role
+from grader.registry import get_lab
 from labs.models import Lab
 
 User = get_user_model()
@@ -31,16 +32,12 @@ PEOPLE = [
 ]
 
 LABS = [
-    # slug, kind, number, title, primary, direction, tie-break, direction, options, seconds
+    # slug, kind, number, title, options, seconds (metrics and their directions: the grader's lab class)
     (
         "lab1-music",
         "music",
         1,
         "Music Generation",
-        "bpc",
-        "min",
-        "validity",
-        "max",
         {"songs": "3", "song_length": "400"},
         20,
     ),
@@ -49,10 +46,6 @@ LABS = [
         "vision",
         2,
         "Computer Vision: Debiasing Facial Detection",
-        "worst_group_tpr",
-        "max",
-        "balanced_accuracy",
-        "max",
         {},
         30,
     ),
@@ -61,10 +54,6 @@ LABS = [
         "llm",
         3,
         "Large Language Models: Fine-tuning to a Style",
-        "cross_entropy",
-        "min",
-        "style_score",
-        "max",
         {},
         60,
     ),
@@ -119,7 +108,8 @@ def seed_course() -> Seeded:
 
 def create_labs(course: Course, datasets: dict) -> list[Lab]:
     labs = []
-    for slug, kind, number, title, primary, pdir, tiebreak, tdir, options, seconds in LABS:
+    for slug, kind, number, title, options, seconds in LABS:
+        declared = get_lab(kind)
         if kind == "llm":
             # The tiny base model prepare-data built stands in for Gemma-2-2B-it on this machine.
             options = {**options, "base_model": str(Path(settings.BASE_MODELS_DIR) / "tiny-gemma-2")}
@@ -131,10 +121,10 @@ def create_labs(course: Course, datasets: dict) -> list[Lab]:
                 number=number,
                 title=title,
                 deadline=course.deadlines.get(key=slug),
-                primary_metric=primary,
-                primary_direction=pdir,
-                tiebreak_metric=tiebreak,
-                tiebreak_direction=tdir,
+                primary_metric=declared.primary_metric,
+                primary_direction=declared.primary_direction,
+                tiebreak_metric=declared.tiebreak_metric,
+                tiebreak_direction=declared.tiebreak_direction,
                 evaluator_options=options,
                 expected_seconds=seconds,
                 daily_quota=10,
