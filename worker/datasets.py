@@ -65,3 +65,19 @@ def cached_dataset(dataset: EvaluationDataset) -> Path:
                 raise
             raise DatasetUnavailable(f"dataset {dataset.name} could not be prepared: {exc}") from exc
     return target
+
+
+def require_box_readable(folder: Path, gid: int) -> None:
+    """A provisioned folder the box must read (a base model): refuse clearly when the box's user could not."""
+
+    def readable(info, bits_other: int, bits_group: int) -> bool:
+        return bool(info.st_mode & bits_other) or (info.st_gid == gid and bool(info.st_mode & bits_group))
+
+    for path in [folder, *folder.rglob("*")]:
+        info = path.stat()
+        ok = readable(info, 0o005, 0o050) if path.is_dir() else readable(info, 0o004, 0o040)
+        if not ok:
+            raise DatasetUnavailable(
+                f"{path} is not readable by the sandbox user; make the folder readable by it "
+                f"(chmod -R a+rX {folder}, or chgrp -R to its group and chmod -R g+rX)"
+            )

@@ -21,7 +21,7 @@ from django.db import connections
 from grader.registry import get_lab
 from labs import lifecycle
 from labs.models import Evaluation, EvaluationStatus, Lab
-from worker.datasets import DatasetUnavailable, cached_dataset
+from worker.datasets import DatasetUnavailable, cached_dataset, require_box_readable
 from worker.health import node_health
 from worker.sandbox import Limits, Mount, Outcome, RunningSandbox, Sandbox, SandboxUnavailable, get_sandbox
 from worker.sandbox.account import sandbox_user
@@ -208,6 +208,7 @@ def mounts_for(lab: Lab, job_dir: Path, data_dir: Path) -> list[Mount]:
     ]
     base = base_model_dir(lab)
     if base is not None:
+        require_box_readable(base, box_gid())
         mounts.append(Mount(base, f"{JOB}/base-model"))
     return mounts
 

@@ -230,3 +230,27 @@ def test_a_confirmed_timeout_of_an_unbounded_artifact_on_an_unhealthy_node_stays
     verdict = grading.classify_outcome(graded_lab, evaluation, _outcome(None, timed_out=True), tmp_path / "o", tmp_path)
     assert (verdict.status, verdict.fields["error_code"]) == ("failed", "time_limit")
     assert "time limit of 120 s" in verdict.fields["error_message"]
+
+
+def test_a_base_model_the_box_cannot_read_is_a_clear_platform_fault_before_any_box_starts(course, tmp_path, settings):
+    from tests.factories import make_music_lab
+    from worker.datasets import DatasetUnavailable
+
+    base = tmp_path / "models" / "tiny"
+    base.mkdir(parents=True)
+    (base / "config.json").write_text("{}")
+    base.chmod(0o700)  # as a private temporary folder is made
+    settings.BASE_MODELS_DIR = tmp_path / "models"
+    lab = make_music_lab(
+        course,
+        slug="lab3",
+        kind="llm",
+        primary_metric="cross_entropy",
+        tiebreak_metric="style_score",
+        evaluator_options={"base_model": "tiny"},
+    )
+    with pytest.raises(DatasetUnavailable, match="not readable by the sandbox user"):
+        grading.mounts_for(lab, tmp_path / "job", tmp_path / "data")
+    base.chmod(0o755)
+    mounts = grading.mounts_for(lab, tmp_path / "job", tmp_path / "data")
+    assert [m.target for m in mounts][-1] == "/job/base-model"

@@ -111,6 +111,10 @@ def build_tiny_base(out_dir: Path, *, texts: Sequence[str], chat_pairs: Sequence
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / BASE_NAME_FILE).write_text(json.dumps({"name": TINY_NAME, "family": "gemma2", "seed": seed}) + "\n")
+        # A base model is public weights the grading box reads: readable by every user, like an installed package.
+        staging.chmod(0o755)
+        for path in staging.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
