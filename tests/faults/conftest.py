@@ -161,7 +161,7 @@ def postgres_server():
 
 @contextmanager
 def celery_broker(url: str):
-    """Point this process's Celery app (what send_evaluation uses) at another broker, and back afterwards."""
+    """Point this process's Celery app (what labs.lifecycle.send uses) at another broker, and back afterwards."""
     from config.celery import app
 
     def point(target: str) -> None:
