@@ -15,7 +15,7 @@ from django.db.models.functions import Lower
 
 from courses import audit
 from courses.models import Course, Membership, Role
-from courses.roles import OPERATOR, membership_change_refusal, role_of_actor
+from courses.roles import membership_change_refusal, role_of_actor
 from courses.services import send_added_notice, send_welcome
 
 MAX_ROSTER_BYTES = 2 * 1024 * 1024
@@ -148,7 +148,7 @@ def _membership_state(member: Membership) -> dict:
 
 
 @transaction.atomic
-def import_roster(*, course: Course, data: bytes, actor=OPERATOR, send_links: bool = True) -> RosterResult:
+def import_roster(*, course: Course, data: bytes, actor, send_links: bool = True) -> RosterResult:
     """Create or update this course's membership per row; every row is checked first, then all are applied or none.
 
     An import writes memberships of ``course`` alone. An address the platform does not know gets a new account

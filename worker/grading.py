@@ -73,6 +73,7 @@ def configured_sandbox() -> Sandbox:
             if errors:
                 raise SandboxUnavailable("lab rows disagree with the grader: " + "; ".join(errors[:5]))
             sandbox = build_sandbox()
+            sandbox.sweep_leftovers()
             sandbox.probe()
             node_health(sandbox, limits=Limits(wall_seconds=60, memory_bytes=512 * 1024**2, pids=32, cpus=1))
             _sandbox = sandbox

@@ -84,11 +84,15 @@ def test_display_name_must_be_unique_in_the_course(login, student, student2, cou
 
 
 def test_set_password_link_works_once(client, course):
+    from courses.roles import OPERATOR
     from courses.roster import import_roster
     from courses.services import set_password_link
 
     import_roster(
-        course=course, data=b"email,name,role,registered\nnew@example.edu,New,student,yes\n", send_links=False
+        course=course,
+        data=b"email,name,role,registered\nnew@example.edu,New,student,yes\n",
+        actor=OPERATOR,
+        send_links=False,
     )
     user = Membership.objects.get(user__email="new@example.edu").user
     link = set_password_link(user).split("127.0.0.1:8000", 1)[1]

@@ -528,3 +528,38 @@ def test_an_engine_that_does_not_answer_makes_the_sandbox_unavailable(tmp_path):
         box.probe()
     with pytest.raises(SandboxUnavailable):
         box.run(py("print(1)"), [], SMALL)
+
+
+def test_a_workers_start_removes_the_containers_dead_workers_of_its_host_left_and_no_other(
+    sandbox,
+    docker_engine,  # noqa: F811
+):
+    import os
+    import socket
+    import subprocess
+
+    from worker.sandbox.docker import OWNER_LABEL, SANDBOX_LABEL
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is no longer anyone's
+    image = docker_engine.image
+    owners = {
+        "dead": f"{socket.gethostname()}:{dead.pid}",
+        "alive": f"{socket.gethostname()}:{os.getpid()}",
+        "elsewhere": f"another-node:{dead.pid}",
+    }
+    made = {
+        who: docker_engine.client.containers.create(image, ["/x"], labels={SANDBOX_LABEL: "1", OWNER_LABEL: owner})
+        for who, owner in owners.items()
+    }
+    try:
+        assert sandbox.sweep_leftovers() == 1
+        left = {c.id for c in docker_engine.sandbox_containers()}
+        assert made["dead"].id not in left
+        assert {made["alive"].id, made["elsewhere"].id} <= left
+    finally:
+        for container in made.values():
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass

@@ -152,6 +152,10 @@ class Sandbox(abc.ABC):
     def start(self, command: list[str], mounts: list[Mount], limits: Limits) -> RunningSandbox:
         """Launch ``command`` in a fresh sandbox that waits on stdin for its job (warm start)."""
 
+    def sweep_leftovers(self) -> int:
+        """Remove what dead worker processes left behind (a backend with nothing to sweep returns 0)."""
+        return 0
+
     def probe(self) -> None:
         """Really run a trivial command confined; raise SandboxUnavailable with the reason when that fails."""
         limits = Limits(wall_seconds=60, memory_bytes=256 * 1024**2, pids=32, tmp_bytes=16 * 1024**2)

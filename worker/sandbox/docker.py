@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import stat
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -45,6 +47,24 @@ from worker.sandbox.docker_box import ENGINE_ERRORS, DockerBox
 log = logging.getLogger(__name__)
 
 SANDBOX_LABEL = "course-platform.sandbox"
+# Which worker process started a container ("host:pid"): a worker's start removes what dead workers of its host left.
+OWNER_LABEL = "course-platform.sandbox.owner"
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 STAGING_ROOT = Path("/run/grader-sandbox")
 # Where the grader image keeps the folder holding the ``grader`` package (platform/grader.Dockerfile).
 IMAGE_PYTHONPATH = "/opt/course"
@@ -179,7 +199,7 @@ class DockerSandbox(Sandbox):
             "cgroupns": "private",
             # The worker reads the streams live and keeps tails; nothing a box prints is written to the host's disk.
             "log_config": LogConfig(type=LogConfig.types.NONE),
-            "labels": {SANDBOX_LABEL: "1"},
+            "labels": {SANDBOX_LABEL: "1", OWNER_LABEL: owner()},
             "stdin_open": stdin_open,
         }
         if limits.cpus is not None:
@@ -199,6 +219,26 @@ class DockerSandbox(Sandbox):
     def start(self, command: list[str], mounts: list[Mount], limits: Limits) -> RunningSandbox:
         """Create and start the container now; it prints ``ready`` when warm, then reads its job line."""
         return DockerBox(self, command, mounts, limits, stdin_open=True, warm=True)
+
+    def sweep_leftovers(self) -> int:
+        """Remove the containers that worker processes of this host left when they died (killed mid-run)."""
+        host = socket.gethostname()
+        removed = 0
+        try:
+            containers = self.client.containers.list(all=True, filters={"label": SANDBOX_LABEL})
+        except ENGINE_ERRORS as exc:
+            log.warning("cannot list sandbox containers to sweep: %s", exc)
+            return 0
+        for container in containers:
+            name, _, pid = (container.labels.get(OWNER_LABEL) or "").rpartition(":")
+            if name != host or not pid.isdigit() or _alive(int(pid)):
+                continue
+            try:
+                container.remove(force=True)
+                removed += 1
+            except ENGINE_ERRORS as exc:
+                log.warning("cannot remove the left-over sandbox container %s: %s", container.id, exc)
+        return removed
 
     def probe(self) -> None:
         """The Engine answers, a confined container runs, and its output tmpfs really reaches the worker."""
