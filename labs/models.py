@@ -113,17 +113,31 @@ class Submission(models.Model):
         blank=True,
         help_text="Set for the staff's reference models: shown as a baseline row, never ranked.",
     )
+    # Her own count in this lab, from 1: what she and the pages call the submission ("#3"), unlike the global id.
+    number = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-received_at"]
         constraints = [
             models.UniqueConstraint(fields=["member", "lab"], condition=Q(is_final=True), name="one_final_per_lab"),
+            models.UniqueConstraint(
+                fields=["lab", "member", "number"], condition=Q(number__gt=0), name="one_number_per_submission"
+            ),
         ]
         indexes = [models.Index(fields=["lab", "member", "received_at"])]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.lab.slug} by {self.member.user.email}"
+        return f"#{self.number} {self.lab.slug} by {self.member.user.email}"
+
+    def save(self, *args, **kwargs):
+        # Numbered when first stored; submit_artifact holds her membership row's lock, so two cannot take one number.
+        if not self.number:
+            latest = Submission.objects.filter(lab_id=self.lab_id, member_id=self.member_id).aggregate(
+                models.Max("number")
+            )["number__max"]
+            self.number = (latest or 0) + 1
+        super().save(*args, **kwargs)
 
     @staticmethod
     def new_prefix(lab: "Lab") -> str:

@@ -29,8 +29,8 @@ def evaluation_finished(evaluation: Evaluation) -> None:
             "the platform could not grade it (this does not count against your daily quota); the staff can re-run it."
         )
     send_mail(
-        subject=f"[{lab.course.name}] {lab.title}: submission #{submission.pk} {evaluation.get_status_display().lower()}",
-        message=f"Your submission #{submission.pk} to {lab.title}: {line}\n\nDetails: {url}\n",
+        subject=f"[{lab.course.name}] {lab.title}: submission #{submission.number} {evaluation.get_status_display().lower()}",
+        message=f"Your submission #{submission.number} to {lab.title}: {line}\n\nDetails: {url}\n",
         from_email=None,
         recipient_list=[submission.member.user.email],
         fail_silently=True,

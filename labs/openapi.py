@@ -28,9 +28,10 @@ EVALUATION = {
 }
 SUBMISSION = {
     "type": "object",
-    "required": ["id", "lab", "sha256", "received_at", "status"],
+    "required": ["id", "number", "lab", "sha256", "received_at", "status"],
     "properties": {
         "id": {"type": "integer"},
+        "number": {"type": "integer", "description": "Her own count of submissions to this lab, from 1."},
         "lab": {"type": "string"},
         "sha256": {"type": "string"},
         "size": {"type": "integer"},

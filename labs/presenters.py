@@ -35,6 +35,7 @@ def submission_json(submission: Submission, *, detail: bool = False) -> dict:
     evaluations = sorted(submission.evaluations.all(), key=lambda e: -e.pk)
     body = {
         "id": submission.pk,
+        "number": submission.number,
         "lab": lab.slug,
         "sha256": submission.sha256,
         "size": submission.size,

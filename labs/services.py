@@ -95,7 +95,7 @@ def submit_artifact(
             earlier = Submission.objects.filter(lab=lab, member=member, sha256=artifact.sha256).first()
             if earlier:
                 raise UploadRefused(
-                    f"This artifact is identical to your submission #{earlier.pk} of "
+                    f"This artifact is identical to your submission #{earlier.number} of "
                     f"{format_course_time(earlier.received_at, lab.course)}; it was not graded again.",
                     code="duplicate",
                     status=409,

@@ -103,7 +103,7 @@ def _upload_body(request, lab: Lab, handler):
         messages.error(request, exc.message)
     else:
         note = " (accepted as late)" if submission.late else ""
-        messages.success(request, f"Submission #{submission.pk} accepted{note}; it is queued for grading.")
+        messages.success(request, f"Submission #{submission.number} accepted{note}; it is queued for grading.")
     return redirect("labs:lab", course_slug=request.course.slug, lab_slug=lab.slug)
 
 
@@ -153,7 +153,7 @@ def mark_final(request, lab_slug: str, pk: int):
     lab = _lab(request, lab_slug)
     submission = get_object_or_404(Submission, pk=pk, lab=lab, member=request.member)
     services.mark_final(submission=submission, member=request.member)
-    messages.success(request, f"Submission #{submission.pk} is now your final entry.")
+    messages.success(request, f"Submission #{submission.number} is now your final entry.")
     return redirect("labs:submission", course_slug=request.course.slug, lab_slug=lab.slug, pk=pk)
 
 
@@ -263,7 +263,10 @@ def rerun(request, pk: int):
     form = ReasonForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     evaluation = services.rerun(submission=submission, actor=request.user, reason=reason or "re-run by staff")
-    messages.success(request, f"Submission #{submission.pk} queued again as evaluation {evaluation.pk}.")
+    messages.success(
+        request,
+        f"Submission #{submission.number} of {submission.member.public_name} queued again as evaluation {evaluation.pk}.",
+    )
     return redirect("labs:queue", course_slug=request.course.slug)
 
 

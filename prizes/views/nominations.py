@@ -19,7 +19,7 @@ def nominate(request, pk: int):
     round = course_round(request, pk)
     if round.kind != Round.Kind.LAB:
         raise Http404("This round takes no nominations.")
-    current = Entry.objects.filter(round=round, member=request.member).first()
+    current = Entry.objects.filter(round=round, member=request.member).select_related("submission").first()
     if request.method == "POST":
         try:
             if request.POST.get("action") == "withdraw":

@@ -59,7 +59,7 @@ def test_student_uploads_watches_her_grading_live_sees_her_songs_and_finds_herse
     ada.goto(lab_url(lab))
     upload_artifact(page, briefly_trained_lstm(tmp_path / "hidden", tmp_path / "artifact"))
     submission = Submission.objects.get(member=student, lab=lab)
-    expect(page.get_by_role("status")).to_contain_text(f"Submission #{submission.pk} accepted")
+    expect(page.get_by_role("status")).to_contain_text(f"Submission #{submission.number} accepted")
     status = page.locator("#my-submissions .status")
     # No worker yet: the page shows the evaluation waiting in the queue.
     expect(status).to_have_attribute("data-status", "queued")
@@ -148,7 +148,7 @@ def test_ta_grants_an_extension_and_the_student_can_then_submit(browsers, viewpo
     upload_artifact(ada.page, save_lstm(tmp_path / "extended"))
     submission = Submission.objects.get()
     expect(ada.page.locator("ul.messages")).to_have_text(
-        f"Submission #{submission.pk} accepted; it is queued for grading."
+        f"Submission #{submission.number} accepted; it is queued for grading."
     )
     assert submission.late is False
     ada.shot("3-student-submitted")

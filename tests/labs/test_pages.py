@@ -20,7 +20,7 @@ def test_student_uploads_through_the_form_and_sees_it_queued(login, student, lab
     )
     body = response.content.decode()
     submission = Submission.objects.get()
-    assert f"Submission #{submission.pk} accepted" in body
+    assert f"Submission #{submission.number} accepted" in body
     assert 'data-status="queued"' in body
     assert submission.description == "E=8" and not submission.via_api
 
@@ -132,3 +132,19 @@ def test_leaderboard_page_renders_for_students_and_judges_are_refused(login, stu
     url = reverse("labs:leaderboard", args=[lab.course.slug, lab.slug])
     assert "Ranked by bpc" in login(student).get(url).content.decode()
     assert login(judge).get(url).status_code == 403
+
+
+def test_her_submissions_are_numbered_per_lab_from_one_whatever_others_sent(course, student, student2, tmp_path):
+    from labs.presenters import submission_json
+    from tests.factories import make_music_lab, save_lstm, submit_folder
+
+    lab = make_music_lab(course, daily_quota=10, max_in_flight=10)
+    other = make_music_lab(course, slug="lab1b", daily_quota=10, max_in_flight=10)
+    for seed in range(3):
+        submit_folder(lab=lab, member=student2, directory=save_lstm(tmp_path / f"theirs{seed}", seed=seed))
+    first = submit_folder(lab=lab, member=student, directory=save_lstm(tmp_path / "a", seed=10))
+    second = submit_folder(lab=lab, member=student, directory=save_lstm(tmp_path / "b", seed=11))
+    elsewhere = submit_folder(lab=other, member=student, directory=save_lstm(tmp_path / "c", seed=12))
+    assert (first.number, second.number, elsewhere.number) == (1, 2, 1)
+    assert first.pk > 3, "the global id is not what she is shown"
+    assert submission_json(second)["number"] == 2

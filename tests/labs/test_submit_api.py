@@ -106,7 +106,7 @@ def test_same_artifact_twice_is_reported_not_graded_again(api, lab, artifact):
     first = api(lab, artifact_files(artifact)).json()
     response = api(lab, artifact_files(artifact))
     assert response.status_code == 409
-    assert f"identical to your submission #{first['id']}" in response.json()["error"]["message"]
+    assert f"identical to your submission #{first['number']}" in response.json()["error"]["message"]
     assert Submission.objects.count() == 1
 
 
