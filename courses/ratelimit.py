@@ -117,7 +117,7 @@ def sign_in_username(request, credentials: dict | None = None) -> str:
     return str(raw).strip().lower()[:254]
 
 
-def _retry_text(seconds: int) -> str:
+def retry_text(seconds: int) -> str:
     minutes = max(1, round(seconds / 60))
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
@@ -139,7 +139,7 @@ def locked_out(request, original_response=None, credentials=None) -> HttpRespons
     seconds = int(cooloff.total_seconds()) if cooloff else 3600
     return sign_in_page(
         request,
-        f"Too many failed sign-in attempts for this account from here. Wait {_retry_text(seconds)}, or reset your "
+        f"Too many failed sign-in attempts for this account from here. Wait {retry_text(seconds)}, or reset your "
         "password (that lifts the block at once).",
         status=429,
         retry_after=seconds,
@@ -158,7 +158,7 @@ def sign_in_throttled(view):
             wait = ceiling.retry_after()
             return sign_in_page(
                 request,
-                f"Too many failed sign-in attempts from your network. Wait {_retry_text(wait)} and try again.",
+                f"Too many failed sign-in attempts from your network. Wait {retry_text(wait)} and try again.",
                 status=429,
                 retry_after=wait,
             )

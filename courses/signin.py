@@ -7,9 +7,9 @@ from django.shortcuts import redirect
 from courses.ratelimit import (
     PASSWORD_RESET_ADDRESS_LIMIT,
     PASSWORD_RESET_EMAIL_LIMIT,
-    _retry_text,
     clear_sign_in_failures,
     client_address,
+    retry_text,
     too_many,
     window,
 )
@@ -24,7 +24,7 @@ class PasswordResetRequest(auth_views.PasswordResetView):
             wait = per_address.retry_after()
             return too_many(
                 request,
-                f"Too many password resets were asked from your network. Wait {_retry_text(wait)} and try again.",
+                f"Too many password resets were asked from your network. Wait {retry_text(wait)} and try again.",
                 wait,
                 template=self.template_name,
                 context=self.get_context_data(form=self.get_form()),

@@ -201,7 +201,7 @@ def join(request, course_slug: str):
             wait = per_address.retry_after()
             return ratelimit.too_many(
                 request,
-                f"Too many attempts to join from your network. Wait {ratelimit._retry_text(wait)} and try again.",
+                f"Too many attempts to join from your network. Wait {ratelimit.retry_text(wait)} and try again.",
                 wait,
                 template="courses/join.html",
                 context={"course": course, "form": form},

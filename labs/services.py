@@ -272,8 +272,9 @@ def released_labs_refuse_reopening(*, deadline, extensions, at) -> str:
 
 @transaction.atomic
 def set_frozen(*, lab: Lab, actor, frozen: bool) -> Lab:
-    lab.refresh_from_db(fields=["frozen_at", "private_released_at"])
+    # Locked first, then read: a release racing this cannot slip between the check and the write.
     Lab.objects.select_for_update().filter(pk=lab.pk).first()
+    lab.refresh_from_db(fields=["frozen_at", "private_released_at"])
     if not frozen and lab.private_released_at is not None and release_refusal(lab, at=timezone.now(), frozen=False):
         raise ValidationError(
             "Late work is still accepted, so unfreezing would change the released ranking; withdraw the release first."
