@@ -220,7 +220,10 @@ def test_a_second_delivery_while_the_first_still_runs_finds_it_claimed_and_write
     assert evaluation_of(submission).status == "running"
     wait_for(lambda: all_final([submission]), timeout=GRADING_SECONDS, what="the evaluation to finish")
     assert_each_ends_once(lab, [submission], "succeeded", 1)
+    # The task logs its outcome after the result is stored (and the next box is pre-started): wait for the line.
+    done = f"evaluation {evaluation.pk}: succeeded"
+    wait_for(lambda: done in worker_log(first) + worker_log(second), timeout=60, interval=0.1, what="the log line")
     logs = [worker_log(first), worker_log(second)]
-    graded = [log for log in logs if f"evaluation {evaluation.pk}: succeeded" in log]
+    graded = [log for log in logs if done in log]
     refused = [log for log in logs if skipped in log]
     assert len(graded) == 1 and len(refused) == 1 and graded != refused
