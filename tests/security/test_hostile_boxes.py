@@ -402,7 +402,9 @@ def test_a_hostile_program_in_the_box_reaches_nothing_of_the_platform(
     if attack == "spin_every_core":
         assert outcome.details.get("cpu_seconds") is not None, "the CPU the box used was measured"
     if outcome is not None and outcome.details.get("cpu_seconds") is not None:
-        assert outcome.details["cpu_seconds"] <= CPUS * outcome.duration_s * 1.1 + 0.5, outcome.details
+        # The Engine's stats are sampled about once a second, at the job's start and end: a second of resolution.
+        resolution = 1.5 if backend == "docker" else 0.5
+        assert outcome.details["cpu_seconds"] <= CPUS * outcome.duration_s * 1.1 + resolution, outcome.details
     if attack == "read_proc":
         # The attack did read the environments and command lines (the box's own, built from nothing).
         assert "PYTHONPATH=/opt/grader" in evaluation.error_message and "serve-one" in evaluation.error_message
