@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -19,7 +20,11 @@ SDIST_NAME = f"{PACKAGE}-{VERSION}.tar.gz"
 SDIST_SHA256 = "56b1588e1574d17f3ff07a3d56e3b45f2f568f78a92855141f959f407084242b"
 DATA_PREFIX = f"{PACKAGE}-{VERSION}/{PACKAGE}/data/"
 # The data we need; anything else in the sdist is ignored.
-REQUIRED = ("irish.abc", "faces", "text_styles")
+REQUIRED = ("irish.abc", "faces", "text_styles", "lab3/yoda_test_text.txt")
+# Lab 3's notebook scores the string ``yoda_test_text`` of the package's lab3 module; it is read from the source as
+# a literal (never imported or run) into data/lab3/.
+LAB3_SOURCE = f"{PACKAGE}-{VERSION}/{PACKAGE}/lab3.py"
+TEST_TEXT_NAME = "yoda_test_text"
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
 COMPLETE_MARK = ".complete"
 
@@ -32,7 +37,7 @@ def course_data(cache_dir: Path | str | None = None) -> Path:
     """The extracted ``data/`` folder of the course package; downloaded once, then served from the cache."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cache / f"{PACKAGE}-{VERSION}" / "data"
-    if (target / COMPLETE_MARK).is_file():
+    if (target / COMPLETE_MARK).is_file() and all((target / r).exists() for r in REQUIRED):
         return target
     cache.mkdir(parents=True, exist_ok=True)
     sdist = cache / SDIST_NAME
@@ -70,6 +75,16 @@ def _download(dest: Path) -> None:
         partial.replace(dest)
 
 
+def literal_assignment(source: str, name: str) -> str:
+    """The string literal assigned to ``name`` at the top of a Python module's source, read by parsing it."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            value = ast.literal_eval(node.value)
+            if isinstance(value, str):
+                return value
+    raise GraderFault("course_data_unavailable", f"{LAB3_SOURCE} assigns no string {name}")
+
+
 def _extract_data(sdist: Path, target: Path) -> None:
     """Extract the package's data folder, refusing links, special files and any path that would escape it."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -79,6 +94,14 @@ def _extract_data(sdist: Path, target: Path) -> None:
         with tarfile.open(sdist, "r:gz") as tar:
             for member in tar:
                 name = member.name
+                if name == LAB3_SOURCE and member.isfile() and member.size <= MAX_MEMBER_BYTES:
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    with src:
+                        text = literal_assignment(src.read().decode("utf-8"), TEST_TEXT_NAME)
+                    (staging / "lab3").mkdir(exist_ok=True)
+                    (staging / "lab3" / "yoda_test_text.txt").write_text(text)
+                    continue
                 if not name.startswith(DATA_PREFIX):
                     continue
                 rel = PurePosixPath(name[len(DATA_PREFIX) :])

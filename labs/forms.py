@@ -10,3 +10,13 @@ class TokenForm(forms.Form):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=200, required=False)
+
+
+class BaseModelForm(forms.Form):
+    name = forms.CharField(
+        max_length=200, help_text="As adapters name it in base_model_name_or_path, e.g. LiquidAI/LFM2-1.2B."
+    )
+    folder = forms.CharField(
+        max_length=300, help_text="Its folder on the grading nodes: a name under BASE_MODELS_DIR or an absolute path."
+    )
+    config = forms.FileField(label="config.json", help_text="The config.json of the provisioned folder, unchanged.")

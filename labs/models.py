@@ -38,6 +38,41 @@ class EvaluationDataset(models.Model):
         return f"{self.name} ({self.kind}, {self.manifest_hash[:12]})"
 
 
+class BaseModel(models.Model):
+    """A Lab 3 base model of a course: provisioned on the grading nodes (never downloaded), its config.json here.
+
+    The module table LoRA may target is derived from the config by PEFT, in a limited child, when staff register
+    it; upload checks read the table, and the grading node refuses a folder whose config hash differs.
+    """
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="base_models")
+    name = models.CharField(
+        max_length=200, help_text="What an adapter names as its base_model_name_or_path, e.g. LiquidAI/LFM2-1.2B."
+    )
+    folder = models.CharField(
+        max_length=300, help_text="Its folder on the grading nodes: a name under BASE_MODELS_DIR, or an absolute path."
+    )
+    model_type = models.CharField(max_length=60)
+    config = models.JSONField(help_text="The config.json staff uploaded, as parsed.")
+    config_sha256 = models.CharField(max_length=64, help_text="sha256 of the config.json bytes.")
+    table = models.JSONField(help_text="The modules LoRA may target with their tensor shapes, derived by PEFT.")
+    registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    registered_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-registered_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "name", "config_sha256"], name="one_registration_per_base")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.model_type}, {self.config_sha256[:12]})"
+
+    def registration(self) -> dict:
+        """What the upload checks need of it."""
+        return {"name": self.name, "config_sha256": self.config_sha256, "table": self.table}
+
+
 class Lab(models.Model):
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="labs")
     slug = models.SlugField(max_length=60)
@@ -65,6 +100,14 @@ class Lab(models.Model):
         help_text="Rank only results of this device class (e.g. 'cpu' or 'cuda:NVIDIA H100 80GB HBM3'); empty: the "
         "class most of the lab's results have, so that a leaderboard never mixes classes.",
     )
+    base_model = models.ForeignKey(
+        BaseModel,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="labs",
+        help_text="Lab 3: the base model adapters are trained on; results of another base are not ranked.",
+    )
     time_limit_s = models.PositiveIntegerField(default=600, help_text="Wall clock of one evaluation in the sandbox.")
     memory_limit_mb = models.PositiveIntegerField(default=4096, help_text="Memory (and swap) of one evaluation.")
 
@@ -78,6 +121,13 @@ class Lab(models.Model):
     @property
     def queue(self) -> str:
         return settings.GRADING_QUEUES[self.kind]
+
+    def check_options(self) -> dict:
+        """The options the upload check of this lab reads: its evaluator options and its base model's table."""
+        options = dict(self.evaluator_options or {})
+        if self.base_model_id:
+            options["base_model_registration"] = self.base_model.registration()
+        return options
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
@@ -187,6 +237,9 @@ class Evaluation(models.Model):
     grader_version = models.CharField(max_length=40, blank=True)
     dataset_hash = models.CharField(max_length=64, blank=True)
     device_class = models.CharField(max_length=120, blank=True)
+    base_model_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="sha256 of the config.json of the base model it was graded on (Lab 3)."
+    )
     duration_s = models.FloatField(null=True, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     reason = models.CharField(max_length=200, blank=True)

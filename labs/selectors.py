@@ -8,7 +8,7 @@ from django.db.models import Avg, Count, Prefetch
 
 from courses.models import Course, Membership
 from grader.registry import get_lab, metric_spec
-from labs.models import Evaluation, EvaluationStatus, Lab, Submission
+from labs.models import BaseModel, Evaluation, EvaluationStatus, Lab, Submission
 
 
 @dataclass
@@ -47,6 +47,11 @@ def current_results(lab: Lab, *, before: datetime | None = None) -> dict[int, Ev
     )
     if before is not None:
         evaluations = evaluations.filter(finished_at__lte=before)
+    if lab.base_model_id:
+        # Scores on one base model say nothing of another: only results on the lab's current base are ranked.
+        evaluations = evaluations.filter(
+            base_model_sha256=BaseModel.objects.filter(pk=lab.base_model_id).values("config_sha256")[:1]
+        )
     result: dict[int, Evaluation] = {}
     for evaluation in evaluations:
         result.setdefault(evaluation.submission_id, evaluation)

@@ -28,7 +28,7 @@ def accept_upload(request, *, lab: Lab, member, handler: BoundedUploadHandler, v
         uploads=dict(request.FILES.items()),
         max_bytes=lab.max_artifact_bytes,
         handler=handler,
-        options=lab.evaluator_options,
+        options=lab.check_options(),
     )
     return services.submit_artifact(
         lab=lab,

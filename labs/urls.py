@@ -22,4 +22,5 @@ urlpatterns = [
     path("<slug:lab_slug>/staff/release/", views.release, name="release"),
     path("<slug:lab_slug>/staff/withdraw-release/", views.withdraw_release, name="withdraw_release"),
     path("<slug:lab_slug>/staff/freeze/", views.freeze, name="freeze"),
+    path("<slug:lab_slug>/staff/base-model/", views.base_model, name="base_model"),
 ]

@@ -13,8 +13,8 @@ from courses.deadlines import effective_deadline
 from courses.models import Role
 from courses.permissions import course_view, staff_view
 from grader.registry import get_lab
-from labs import selectors, services
-from labs.forms import ReasonForm, TokenForm
+from labs import basemodels, selectors, services
+from labs.forms import BaseModelForm, ReasonForm, TokenForm
 from labs.models import ACTIVE_STATES, ApiToken, Evaluation, EvaluationStatus, Lab, Submission
 from labs.uploads import UploadRefused, accept_upload, open_upload
 
@@ -319,3 +319,31 @@ def freeze(request, lab_slug: str):
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     return redirect("labs:leaderboard", course_slug=request.course.slug, lab_slug=lab.slug)
+
+
+@staff_view
+def base_model(request, lab_slug: str):
+    """Lab 3: the base model its adapters must fit; staff register the provisioned folder's config.json."""
+    lab = _lab(request, lab_slug)
+    if not get_lab(lab.kind).needs_base_model:
+        raise Http404("This lab grades no adapter on a base model.")
+    form = BaseModelForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["config"]
+        try:
+            if upload.size > basemodels.MAX_CONFIG_BYTES:
+                raise ValidationError(f"config.json is {upload.size} bytes; a model config is far smaller.")
+            base = basemodels.register_base_model(
+                lab=lab,
+                actor=request.user,
+                name=form.cleaned_data["name"],
+                folder=form.cleaned_data["folder"],
+                config_bytes=upload.read(),
+            )
+        except ValidationError as exc:
+            form.add_error("config", exc.messages[0])
+        else:
+            messages.success(request, f"{lab.title} now grades adapters on {base.name} ({base.model_type}).")
+            return redirect("labs:base_model", course_slug=request.course.slug, lab_slug=lab.slug)
+    current = basemodels.describe(lab.base_model) if lab.base_model_id else None
+    return render(request, "labs/base_model.html", {"lab": lab, "form": form, "current": current})

@@ -84,3 +84,47 @@ def submit_folder(*, lab, member, directory: Path, received_at=None, description
         description=description,
         via_api=True,
     )
+
+
+# The published config.json of the course's 2025 base model (its shapes only; no weight is ever needed here).
+GEMMA_2_2B_IT_CONFIG = {
+    "architectures": ["Gemma2ForCausalLM"],
+    "model_type": "gemma2",
+    "vocab_size": 256000,
+    "hidden_size": 2304,
+    "intermediate_size": 9216,
+    "num_hidden_layers": 26,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "head_dim": 256,
+    "max_position_embeddings": 8192,
+    "sliding_window": 4096,
+}
+GEMMA_2_2B_IT = "google/gemma-2-2b-it"
+_tables: dict[str, dict] = {}
+
+
+def register_base_model(lab, *, config: dict, name: str, folder: str = "base", actor=None):
+    """Register a base model with ``lab`` as staff do, its table derived in this process (cached per config)."""
+    import json
+
+    from grader.labs.llm import modules
+    from labs.models import BaseModel
+
+    raw = json.dumps(config).encode()
+    digest = modules.config_sha256(raw)
+    if digest not in _tables:
+        _tables[digest] = modules.derive_table(config)
+    base = BaseModel.objects.create(
+        course=lab.course,
+        name=name,
+        folder=folder,
+        model_type=config["model_type"],
+        config=config,
+        config_sha256=digest,
+        table=_tables[digest],
+        registered_by=actor,
+    )
+    lab.base_model = base
+    lab.save(update_fields=["base_model"])
+    return base

@@ -4,6 +4,7 @@ Only the holder of the current claim token may write the result, so a redelivere
 grade twice; every path ends the evaluation in exactly one state.
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -163,7 +164,8 @@ warm_hits = 0
 
 
 def warm_key(lab: Lab, data_dir: Path) -> tuple:
-    return (lab.kind, str(data_dir), lab.time_limit_s, lab.memory_limit_mb, str(base_model_dir(lab)))
+    base = lab.base_model.config_sha256 if lab.base_model_id else ""
+    return (lab.kind, str(data_dir), lab.time_limit_s, lab.memory_limit_mb, str(base_model_dir(lab)), base)
 
 
 def start_sandbox(sandbox: Sandbox, lab: Lab, job_dir: Path, data_dir: Path) -> RunningSandbox:
@@ -215,22 +217,39 @@ def mounts_for(lab: Lab, job_dir: Path, data_dir: Path) -> list[Mount]:
 
 
 def base_model_dir(lab: Lab) -> Path | None:
-    """The node's copy of the lab's base model (a lab that declares it needs one): provisioned with the node,
-    never downloaded. The lab's ``base_model`` option names it, as a path or a folder under BASE_MODELS_DIR."""
+    """The node's copy of the lab's registered base model (a lab that declares it needs one): provisioned with the
+    node, never downloaded, named by the registration's folder (a name under BASE_MODELS_DIR, or absolute).
+
+    A folder that is missing, or whose config.json is not the one registered with the lab, is the platform's
+    fault: the node would grade on another model than the one the uploads were checked against.
+    """
     if not get_lab(lab.kind).needs_base_model:
         return None
-    configured = (lab.evaluator_options or {}).get("base_model")
-    if not configured:
-        return None
-    base = Path(settings.BASE_MODELS_DIR) / configured  # an absolute option replaces the folder
-    return base if base.is_dir() else None
+    registered = lab.base_model
+    if registered is None:
+        raise DatasetUnavailable(f"lab {lab.slug} has no base model registered; staff register one on its page")
+    base = Path(settings.BASE_MODELS_DIR) / registered.folder  # an absolute folder replaces BASE_MODELS_DIR
+    config = base / "config.json"
+    if not config.is_file():
+        raise DatasetUnavailable(f"the base model {registered.name} of lab {lab.slug} is not on this node ({base})")
+    digest = hashlib.sha256(config.read_bytes()).hexdigest()
+    if digest != registered.config_sha256:
+        raise DatasetUnavailable(
+            f"the base model folder {base} on this node has a config.json of sha256 {digest[:12]}…, but lab "
+            f"{lab.slug} registered {registered.name} with {registered.config_sha256[:12]}…; provision the "
+            "registered model on this node"
+        )
+    return base
 
 
 def job_line(lab: Lab, *, seed: int = 0) -> bytes:
     options = grader_options(lab)
-    options.pop("base_model", None)
-    if base_model_dir(lab) is not None:
+    for key in ("base_model", "base_model_name", "base_config_sha256"):
+        options.pop(key, None)
+    if get_lab(lab.kind).needs_base_model and lab.base_model is not None:
         options["base_model"] = f"{JOB}/base-model"
+        options["base_model_name"] = lab.base_model.name
+        options["base_config_sha256"] = lab.base_model.config_sha256
     job = {
         "submission": f"{JOB}/submission",
         "data": f"{JOB}/data",
@@ -280,9 +299,9 @@ def grade(evaluation_id: int) -> str:
     token = lifecycle.claim(evaluation_id, worker=worker_name())
     if token is None:
         return "not-claimed"
-    evaluation = Evaluation.objects.select_related("submission__lab__dataset", "submission__member__user").get(
-        pk=evaluation_id
-    )
+    evaluation = Evaluation.objects.select_related(
+        "submission__lab__dataset", "submission__lab__base_model", "submission__member__user"
+    ).get(pk=evaluation_id)
     lab = evaluation.submission.lab
     if lifecycle.attempts_left(evaluation) < 0:
         lifecycle.give_up(

@@ -117,6 +117,13 @@ def resource_verdict(lab: Lab, evaluation: Evaluation, base: dict, *, kind: str)
     )
 
 
+def base_model_sha256(result: dict) -> str:
+    """The config hash of the base model a result says it was graded on ("" for labs without one)."""
+    base = (result.get("details") or {}).get("base_model")
+    digest = base.get("config_sha256") if isinstance(base, dict) else None
+    return digest[:64] if isinstance(digest, str) else ""
+
+
 def classify_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: Path, job_dir: Path) -> Verdict:
     """Classify per the design: succeeded, failed (the student's fault) or error (the platform's, retried)."""
     refused = {
@@ -146,6 +153,9 @@ def classify_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir
             raise ValueError(f"result is for lab {result['lab']!r}, not {lab.kind!r}")
         if result["dataset"]["hash"] != lab.dataset.manifest_hash:
             raise ValueError("result names another dataset")
+        graded_on = base_model_sha256(result)
+        if lab.base_model_id and result["status"] == "ok" and graded_on != lab.base_model.config_sha256:
+            raise ValueError("result names another base model than the lab's")
     except FileNotFoundError:
         return Verdict(
             EvaluationStatus.ERROR,
@@ -170,6 +180,7 @@ def classify_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir
         "grader_version": result["grader_version"][:40],
         "dataset_hash": result["dataset"]["hash"],
         "device_class": str(result.get("device_class", ""))[:120],
+        "base_model_sha256": graded_on,
     }
     if outcome.exit_code == EXIT_OK and result["status"] == "ok":
         metrics = result["metrics"]

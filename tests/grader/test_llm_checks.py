@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from grader.errors import Rejected
-from grader.labs.llm import Lab
-from grader.labs.llm.adapter import GEMMA_2_2B_IT
+from grader.errors import GraderFault, Rejected
+from grader.labs.llm import Lab, modules
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "course/tiny-gemma-2"
@@ -29,23 +28,23 @@ SHAPES = {
 }
 
 
-@pytest.fixture
-def base(tmp_path) -> Path:
-    """A base model folder with only what the header-level check reads: config.json and its course name."""
-    folder = tmp_path / "base"
-    folder.mkdir()
-    config = {
-        "model_type": "gemma2",
-        "hidden_size": HIDDEN,
-        "intermediate_size": INTER,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 16,
-    }
-    (folder / "config.json").write_text(json.dumps(config))
-    (folder / "course_base_model.json").write_text(json.dumps({"name": NAME}))
-    return folder
+CONFIG = {
+    "model_type": "gemma2",
+    "vocab_size": 1024,
+    "hidden_size": HIDDEN,
+    "intermediate_size": INTER,
+    "num_hidden_layers": LAYERS,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+}
+
+
+@pytest.fixture(scope="session")
+def base() -> dict:
+    """The registration a lab holds: the base's name, its config hash and the module table PEFT derived."""
+    raw = json.dumps(CONFIG).encode()
+    return {"name": NAME, "config_sha256": modules.config_sha256(raw), "table": modules.derive_table(CONFIG)}
 
 
 def write_adapter(folder: Path, *, r=4, modules=("q_proj", "v_proj"), config=None, tensors=None, value=0.01):
@@ -80,13 +79,13 @@ def write_adapter(folder: Path, *, r=4, modules=("q_proj", "v_proj"), config=Non
     return folder
 
 
-def check(folder: Path, base: Path, *, deep=False):
-    return Lab().check(folder, deep=deep, options={"base_model": str(base)})
+def check(folder: Path, base: dict, *, deep=False, **options):
+    return Lab().check(folder, deep=deep, options={"base_model_registration": base, **options})
 
 
-def rejection(folder: Path, base: Path, *, deep=False) -> Rejected:
+def rejection(folder: Path, base: dict, *, deep=False, **options) -> Rejected:
     with pytest.raises(Rejected) as info:
-        check(folder, base, deep=deep)
+        check(folder, base, deep=deep, **options)
     return info.value
 
 
@@ -96,15 +95,19 @@ def test_a_peft_lora_adapter_passes_with_its_summary(tmp_path, base):
     assert summary["r"] == 8
     assert summary["lora_alpha"] == 16.0
     assert summary["target_modules"] == ["down_proj", "q_proj"]
+    assert summary["adapted_modules"] == 2 * LAYERS and summary["base_model_type"] == "gemma2"
     # q_proj: A 8x64 + B 64x8; down_proj: A 8x128 + B 64x8; two layers
     assert summary["parameters"] == 2 * (8 * 64 + 64 * 8 + 8 * 128 + 64 * 8)
 
 
 def test_header_check_imports_neither_torch_nor_transformers_nor_peft(tmp_path, base):
     folder = write_adapter(tmp_path / "a")
+    registration = tmp_path / "registration.json"
+    registration.write_text(json.dumps(base))
     code = (
         "import sys, json; from pathlib import Path; from grader.labs.llm import Lab; "
-        f"s = Lab().check(Path({str(folder)!r}), options={{'base_model': {str(base)!r}}}); "
+        f"reg = json.loads(Path({str(registration)!r}).read_text()); "
+        f"s = Lab().check(Path({str(folder)!r}), options={{'base_model_registration': reg}}); "
         "print(json.dumps([s['r'], sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)]))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
@@ -118,12 +121,11 @@ def test_an_adapter_for_another_base_model_is_rejected_naming_both(tmp_path, bas
     assert "meta-llama/Llama-3" in err.message and NAME in err.message
 
 
-def test_without_a_configured_base_the_course_gemma_is_expected(tmp_path, monkeypatch):
+def test_without_a_registered_base_the_check_is_the_platforms_fault(tmp_path, monkeypatch):
     monkeypatch.delenv("GRADER_LLM_BASE_MODEL", raising=False)
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(GraderFault) as info:
         Lab().check(write_adapter(tmp_path / "a"))
-    assert info.value.code == "wrong_base_model"
-    assert GEMMA_2_2B_IT.name in info.value.message
+    assert info.value.code == "base_model_missing"
 
 
 @pytest.mark.parametrize("r", [0, 65, 128])
@@ -141,16 +143,78 @@ def test_a_lora_alpha_out_of_bounds_is_rejected(tmp_path, base, alpha):
     assert "'lora_alpha'" in err.message
 
 
-def test_a_target_module_the_base_lacks_is_rejected(tmp_path, base):
-    folder = write_adapter(tmp_path / "a", config=lambda c: {**c, "target_modules": ["q_proj", "c_attn"]})
+def test_target_modules_that_match_no_layer_are_rejected_naming_the_bases_layers(tmp_path, base):
+    folder = write_adapter(tmp_path / "a", config=lambda c: {**c, "target_modules": ["c_attn"]})
     err = rejection(folder, base)
     assert err.code == "bad_target_modules"
-    assert "c_attn" in err.message and "q_proj" in err.message
+    assert "c_attn" in err.message and "q_proj" in err.message and "down_proj" in err.message
 
 
-def test_a_target_module_pattern_is_rejected(tmp_path, base):
-    folder = write_adapter(tmp_path / "a", config=lambda c: {**c, "target_modules": ".*proj"})
-    assert rejection(folder, base).code == "bad_config"
+def test_names_the_base_lacks_beside_ones_it_has_are_ignored_as_peft_ignores_them(tmp_path, base):
+    folder = write_adapter(tmp_path / "a", config=lambda c: {**c, "target_modules": ["q_proj", "v_proj", "c_attn"]})
+    assert check(folder, base)["target_modules"] == ["q_proj", "v_proj"]
+
+
+def test_a_regular_expression_is_read_as_peft_reads_it(tmp_path, base):
+    folder = write_adapter(tmp_path / "a", config=lambda c: {**c, "target_modules": r".*\.(q_proj|v_proj)"})
+    assert check(folder, base)["target_modules"] == ["q_proj", "v_proj"]
+    bad = write_adapter(tmp_path / "b", config=lambda c: {**c, "target_modules": "(q_proj"})
+    assert rejection(bad, base).code == "bad_target_modules"
+
+
+def test_all_linear_is_accepted_with_every_projection(tmp_path, base):
+    seven = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    folder = write_adapter(tmp_path / "a", modules=seven, config=lambda c: {**c, "target_modules": "all-linear"})
+    assert check(folder, base)["target_modules"] == sorted(seven)
+
+
+def test_keys_naming_layers_beyond_the_bases_depth_are_rejected(tmp_path, base):
+    folder = write_adapter(tmp_path / "a")
+    tensors = {
+        f"base_model.model.model.layers.{i}.self_attn.{m}.lora_{ab}.weight": np.zeros(shape, np.float32)
+        for i in range(LAYERS + 2)
+        for m in ("q_proj", "v_proj")
+        for ab, shape in (("A", (4, 64)), ("B", (SHAPES[m][2], 4)))
+    }
+    err = rejection(write_adapter(folder, tensors=tensors), base)
+    assert err.code == "wrong_tensors"
+    assert "unexpected tensor 'base_model.model.model.layers.2.self_attn.q_proj.lora_A.weight'" in err.message
+
+
+def test_layers_to_transform_beyond_the_bases_depth_is_rejected(tmp_path, base):
+    folder = write_adapter(tmp_path / "a", config=lambda c: {**c, "layers_to_transform": [0, 7]})
+    err = rejection(folder, base)
+    assert err.code == "bad_config" and "[7]" in err.message and "2 layers" in err.message
+
+
+def test_lora_a_of_the_wrong_input_width_for_one_module_only_is_named(tmp_path, base):
+    folder = write_adapter(tmp_path / "a")
+    from safetensors.numpy import load_file
+
+    tensors = load_file(str(folder / "adapter_model.safetensors"))
+    tensors["base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight"] = np.zeros((4, 48), np.float32)
+    err = rejection(write_adapter(folder, tensors=tensors), base)
+    assert err.code == "wrong_tensors"
+    assert "'base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight' has shape [4, 48], expected [4, 64]" in (
+        err.message
+    )
+    assert err.message.count("has shape") == 1
+
+
+def test_modules_to_save_that_would_ship_the_embedding_matrix_is_rejected(tmp_path, base):
+    folder = write_adapter(tmp_path / "a", config=lambda c: {**c, "modules_to_save": ["embed_tokens"]})
+    err = rejection(folder, base)
+    assert err.code == "unsupported_adapter_option"
+    assert "modules_to_save" in err.message and "embedding matrix" in err.message
+
+
+def test_a_rank_within_bounds_but_a_size_beyond_the_labs_limit_is_rejected_before_reading_weights(tmp_path, base):
+    folder = write_adapter(tmp_path / "a", r=64, modules=("q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"))
+    assert check(folder, base)["r"] == 64  # within the default limit
+    (folder / "adapter_model.safetensors").write_bytes(b"\x00" * 16)  # never read: the size is known from the config
+    err = rejection(folder, base, max_adapter_mb="0.25")
+    assert err.code == "adapter_too_large"
+    assert "rank 64" in err.message and "400 KiB" in err.message and "at most 256 KiB" in err.message
 
 
 def test_weights_whose_shapes_do_not_match_the_rank_are_rejected(tmp_path, base):

@@ -332,15 +332,8 @@ def test_a_wrong_method_is_a_json_405(client, student, lab):
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
-def test_a_lab_whose_base_model_is_missing_answers_503_and_keeps_nothing(api, course, tmp_path):
-    lab = make_music_lab(
-        course,
-        slug="lab3",
-        kind="llm",
-        primary_metric="cross_entropy",
-        tiebreak_metric="style_score",
-        evaluator_options={"base_model": str(tmp_path / "no-such-model")},
-    )
+def test_a_lab_with_no_base_model_registered_answers_503_and_keeps_nothing(api, course, tmp_path):
+    lab = make_music_lab(course, slug="lab3", kind="llm", primary_metric="cross_entropy", tiebreak_metric="style_score")
     files = {
         "adapter_config.json": SimpleUploadedFile("adapter_config.json", b'{"peft_type": "LORA"}'),
         "adapter_model.safetensors": SimpleUploadedFile("adapter_model.safetensors", b"\x08" + b"\0" * 7 + b"{}"),

@@ -72,7 +72,9 @@ def vision_lab(course) -> Lab:
 
 @pytest.fixture
 def llm_lab(course) -> Lab:
-    return Lab.objects.create(
+    from tests.factories import GEMMA_2_2B_IT, GEMMA_2_2B_IT_CONFIG, register_base_model
+
+    lab = Lab.objects.create(
         course=course,
         slug="lab3-llm",
         kind="llm",
@@ -87,6 +89,8 @@ def llm_lab(course) -> Lab:
         daily_quota=100,
         max_in_flight=100,
     )
+    register_base_model(lab, config=GEMMA_2_2B_IT_CONFIG, name=GEMMA_2_2B_IT)
+    return lab
 
 
 def music_lab_deadline(course):

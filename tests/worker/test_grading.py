@@ -233,24 +233,43 @@ def test_a_confirmed_timeout_of_an_unbounded_artifact_on_an_unhealthy_node_stays
 
 
 def test_a_base_model_the_box_cannot_read_is_a_clear_platform_fault_before_any_box_starts(course, tmp_path, settings):
-    from tests.factories import make_music_lab
+    from tests.factories import make_music_lab, register_base_model
+    from tests.grader.test_llm_checks import CONFIG
     from worker.datasets import DatasetUnavailable
 
     base = tmp_path / "models" / "tiny"
     base.mkdir(parents=True)
-    (base / "config.json").write_text("{}")
+    (base / "config.json").write_text(json.dumps(CONFIG))
     base.chmod(0o700)  # as a private temporary folder is made
     settings.BASE_MODELS_DIR = tmp_path / "models"
-    lab = make_music_lab(
-        course,
-        slug="lab3",
-        kind="llm",
-        primary_metric="cross_entropy",
-        tiebreak_metric="style_score",
-        evaluator_options={"base_model": "tiny"},
-    )
+    lab = make_music_lab(course, slug="lab3", kind="llm", primary_metric="cross_entropy", tiebreak_metric="style_score")
+    register_base_model(lab, config=CONFIG, name="course/tiny-gemma-2", folder="tiny")
     with pytest.raises(DatasetUnavailable, match="not readable by the sandbox user"):
         grading.mounts_for(lab, tmp_path / "job", tmp_path / "data")
     base.chmod(0o755)
     mounts = grading.mounts_for(lab, tmp_path / "job", tmp_path / "data")
     assert [m.target for m in mounts][-1] == "/job/base-model"
+
+
+def test_a_node_whose_base_model_config_differs_from_the_labs_refuses_before_any_box_starts(course, tmp_path, settings):
+    from tests.factories import make_music_lab, register_base_model
+    from tests.grader.test_llm_checks import CONFIG
+    from worker.datasets import DatasetUnavailable
+
+    settings.BASE_MODELS_DIR = tmp_path / "models"
+    base = tmp_path / "models" / "tiny"
+    base.mkdir(parents=True)
+    (base / "config.json").write_text(json.dumps({**CONFIG, "num_hidden_layers": 3}))  # another edition's model
+    lab = make_music_lab(course, slug="lab3", kind="llm", primary_metric="cross_entropy", tiebreak_metric="style_score")
+    registered = register_base_model(lab, config=CONFIG, name="course/tiny-gemma-2", folder="tiny")
+    with pytest.raises(DatasetUnavailable, match="registered course/tiny-gemma-2") as info:
+        grading.mounts_for(lab, tmp_path / "job", tmp_path / "data")
+    assert registered.config_sha256[:12] in str(info.value)
+    (base / "config.json").write_text(json.dumps(CONFIG))
+    job = json.loads(grading.job_line(lab))
+    assert job["options"]["base_model"] == "/job/base-model"
+    assert job["options"]["base_config_sha256"] == registered.config_sha256
+    assert job["options"]["base_model_name"] == "course/tiny-gemma-2"
+    base.rename(tmp_path / "models" / "elsewhere")
+    with pytest.raises(DatasetUnavailable, match="is not on this node"):
+        grading.mounts_for(lab, tmp_path / "job", tmp_path / "data")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -12,7 +13,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from grader.errors import GraderFault
-from grader.labs.llm.adapter import CONFIG_FILE, GEMMA_2_2B_IT, WEIGHTS_FILE, BaseSpec, check_adapter, read_base_spec
+from grader.labs.llm.adapter import (
+    CONFIG_FILE,
+    DEFAULT_ADAPTER_BYTES,
+    WEIGHTS_FILE,
+    BaseSpec,
+    adapted_by_config,
+    check_adapter,
+    read_base_spec,
+    spec_from_registration,
+)
 from grader.labs.llm.data import Pair, make_pairs, plain_version, read_jsonl, read_lines, split_indices, write_jsonl
 from grader.registry import EvaluationContext, EvaluationOutput, LabEvaluator, MetricSpec
 
@@ -42,6 +52,15 @@ def _threads() -> None:
     torch.set_num_threads(max(1, int(os.environ.get(THREADS_ENV, "1"))))
 
 
+def adapter_limit(options: dict[str, Any]) -> int:
+    """The lab's bound on an adapter's weights (option ``max_adapter_mb``)."""
+    try:
+        megabytes = float(options.get("max_adapter_mb") or 0)
+    except (TypeError, ValueError):
+        megabytes = 0
+    return int(megabytes * 2**20) if megabytes > 0 else DEFAULT_ADAPTER_BYTES
+
+
 def tiny_base_dir(data_dir: Path) -> Path:
     from grader.labs.llm.base import TINY_DIRNAME
 
@@ -63,6 +82,23 @@ class Lab(LabEvaluator):
             low=0.0,
         ),
         # The same 0-10 scale whether the offline classifier or the course's LLM judge gave it.
+        # The statistic the notebook's last cell prints, on the course's public test text: her printout and this
+        # number agree when computed the same way.
+        MetricSpec(
+            "test_loglikelihood",
+            "Yoda test loglikelihood",
+            "What the notebook's last cell prints: mean next-token cross-entropy of the course's public Yoda test "
+            "text under your adapter, tokenised as the tokenizer does by default; lower is better.",
+            "min",
+            low=0.0,
+        ),
+        MetricSpec(
+            "hidden_loglikelihood",
+            "Hidden Yoda loglikelihood",
+            "The same statistic over the hidden Yoda answers, each tokenised alone; lower is better.",
+            "min",
+            low=0.0,
+        ),
         MetricSpec(
             "style_score",
             "Style score (0-10)",
@@ -77,34 +113,58 @@ class Lab(LabEvaluator):
     tiebreak_metric = "style_score"
     tiebreak_direction = "max"
     queue: ClassVar[str] = "grading-llm"
-    leaderboard_columns: ClassVar[tuple[str, ...]] = ("cross_entropy", "style_score")
+    leaderboard_columns: ClassVar[tuple[str, ...]] = ("cross_entropy", "test_loglikelihood", "style_score")
     needs_base_model: ClassVar[bool] = True
     reference_variants = ("reference",)
 
     # ---- the base model -------------------------------------------------------------------------------------
 
     def base_spec(self, options: dict[str, Any] | None = None, *, default_dir: Path | None = None) -> BaseSpec:
-        """The base model adapters must fit: the option, else the environment, else ``default_dir``, else Gemma."""
+        """The base model adapters must fit.
+
+        On the web, the registration the lab holds (``base_model_registration``: its name, config hash and the
+        module table derived from it). In the box and on the command line, the folder the option or the
+        environment names, else ``default_dir``; its table is derived here, and where the lab's config hash is
+        given (``base_config_sha256``) a folder whose config differs is refused as the platform's fault.
+        """
         options = options or {}
-        name = options.get("base_model_name")
+        registered = options.get("base_model_registration")
+        if isinstance(registered, dict):
+            return spec_from_registration(registered)
         folder = options.get("base_model") or os.environ.get(BASE_MODEL_ENV)
-        if folder:
-            return read_base_spec(Path(folder), name=name)
-        if default_dir is not None and (default_dir / "config.json").is_file():
-            return read_base_spec(default_dir, name=name)
-        if default_dir is not None:
+        if not folder and default_dir is not None and (default_dir / "config.json").is_file():
+            folder = default_dir
+        if not folder:
+            where = f" (looked in {default_dir})" if default_dir is not None else ""
             raise GraderFault(
                 "base_model_missing",
-                f"no base model: give --option base_model=DIR or set {BASE_MODEL_ENV} (looked in {default_dir})",
+                f"no base model: register one with the lab, give --option base_model=DIR or set {BASE_MODEL_ENV}"
+                + where,
             )
-        if name and name != GEMMA_2_2B_IT.name:
-            raise GraderFault("base_model_missing", f"the shapes of base model {name!r} need its folder")
-        return GEMMA_2_2B_IT
+        spec = read_base_spec(Path(folder), name=options.get("base_model_name") or None)
+        wanted = options.get("base_config_sha256")
+        if wanted and wanted != spec.config_sha256:
+            raise GraderFault(
+                "base_model_mismatch",
+                f"the base model folder's config.json has sha256 {spec.config_sha256[:12]}…, the lab's registered "
+                f"config {str(wanted)[:12]}…: this node holds another model than the lab grades on",
+            )
+        return spec
 
     # ---- checks ---------------------------------------------------------------------------------------------
 
     def check(self, artifact_dir: Path, *, deep: bool = False, options: dict[str, Any] | None = None) -> dict:
-        return check_adapter(Path(artifact_dir), self.base_spec(options), deep=deep)
+        return check_adapter(
+            Path(artifact_dir), self.base_spec(options), deep=deep, max_bytes=adapter_limit(options or {})
+        )
+
+    def test_text(self, ctx: EvaluationContext) -> str | None:
+        """The public text the notebook scores: the lab's option ``test_text``, else the dataset's copy."""
+        text = (ctx.options or {}).get("test_text")
+        if text:
+            return str(text)
+        name = ctx.manifest.meta.get("test_text_file")
+        return ctx.manifest.file(name).read_text() if name else None
 
     # ---- data -----------------------------------------------------------------------------------------------
 
@@ -232,7 +292,9 @@ class Lab(LabEvaluator):
     def evaluate(self, ctx: EvaluationContext) -> EvaluationOutput:
         import torch
 
+        from grader.labs.llm import loglik
         from grader.labs.llm import model as llm_model
+        from grader.labs.llm.modules import peft_adapted_modules
         from grader.labs.llm.style import StyleClassifier
 
         if ctx.device == "cpu":
@@ -240,12 +302,18 @@ class Lab(LabEvaluator):
         torch.manual_seed(ctx.seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
         spec = self.base_spec(ctx.options, default_dir=tiny_base_dir(ctx.data_dir))
-        summary = check_adapter(ctx.artifact_dir, spec, deep=True)
+        summary = check_adapter(ctx.artifact_dir, spec, deep=True, max_bytes=adapter_limit(ctx.options))
         manifest = ctx.manifest
+        test_text = self.test_text(ctx)
         classifier = StyleClassifier.load(manifest.file(manifest.meta["style_classifier"]))
 
         model, tokenizer = llm_model.load_base(spec.path, ctx.device)
         model = llm_model.attach_adapter(model, ctx.artifact_dir)
+        # PEFT itself, having loaded her config, must have adapted exactly the layers her file holds weights for.
+        adapted = peft_adapted_modules(model)
+        if adapted != adapted_by_config(ctx.artifact_dir, spec):
+            raise GraderFault("adapter_mismatch", "PEFT adapted other layers than the header check expected")
+        test_ll = loglik.text_loglikelihood(model, tokenizer, test_text, device=ctx.device) if test_text else None
 
         metrics: dict[str, dict[str, float | None]] = {}
         answers: dict[str, list[str]] = {}
@@ -258,8 +326,11 @@ class Lab(LabEvaluator):
             ce = llm_model.response_cross_entropy(model, tokenizer, pairs, device=ctx.device)
             answers[split] = llm_model.generate_answers(model, tokenizer, prompts[split], device=ctx.device)
             scores[split] = classifier.scores(answers[split])
+            hidden_ll = loglik.texts_loglikelihood(model, tokenizer, [p.answer for p in pairs], device=ctx.device)
             metrics[split] = {
                 "cross_entropy": ce,
+                "test_loglikelihood": test_ll,
+                "hidden_loglikelihood": hidden_ll,
                 "style_score": sum(scores[split]) / len(scores[split]) if scores[split] else None,
             }
             # Counts only: no hidden text reaches the logs.
@@ -291,6 +362,14 @@ class Lab(LabEvaluator):
             samples=samples,
             details={
                 "adapter": summary,
+                "base_model": spec.identity(),
+                # As the notebook prints it, with what it was computed on, for her to compare with her own run.
+                "test_loglikelihood": {
+                    "printed": loglik.printed(test_ll) if test_ll is not None else None,
+                    "device": ctx.device,
+                    "dtype": "float32",
+                    "text_sha256": hashlib.sha256(test_text.encode()).hexdigest() if test_text else None,
+                },
                 "style_judge": "offline-classifier",
                 "style_scores": {"public": [round(s, 4) for s in scores["public"]]},
                 "base_style_score": {"public": sum(base_scores) / len(base_scores) if base_scores else None},

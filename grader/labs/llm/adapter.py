@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,8 @@ from typing import Any
 
 from grader.configfile import float_in, int_in, read_json
 from grader.errors import Rejected
+from grader.labs.llm.modules import adapted_modules, short_names
+from grader.labs.llm.modules import expected_tensors as modules_tensors
 from grader.safetensors_io import TensorInfo, expect_tensors, read_header
 
 CONFIG_FILE = "adapter_config.json"
@@ -20,11 +24,9 @@ RANK_BOUNDS = (1, 64)
 ALPHA_BOUNDS = (1.0, 512.0)
 DROPOUT_BOUNDS = (0.0, 1.0)
 MAX_WEIGHTS_BYTES = 512 * 1024 * 1024
+DEFAULT_ADAPTER_BYTES = 256 * 1024 * 1024  # a lab's option max_adapter_mb sets its own
+HEADER_ALLOWANCE = 1024 * 1024  # a safetensors file is its tensors plus a header of at most this
 WEIGHT_DTYPES = ("F32", "F16", "BF16")
-
-ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
-MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
-ALLOWED_MODULES = ATTENTION_MODULES + MLP_MODULES
 
 SAVE_HINT = (
     "Save the adapter with `model.save_pretrained(folder)` on your PeftModel (LoRA) and upload the "
@@ -50,6 +52,7 @@ PASSIVE_KEYS = {
     "qalora_group_size",
     "layers_to_transform",
     "layers_pattern",
+    "exclude_modules",
 }
 # Keys that would add tensors, change the base model, or name code to import; each must keep its default.
 NEUTRAL_VALUES: dict[str, tuple[Any, ...]] = {
@@ -68,7 +71,6 @@ NEUTRAL_VALUES: dict[str, tuple[Any, ...]] = {
     "loftq_config": ({}, None),
     "layer_replication": (None,),
     "target_parameters": (None, []),
-    "exclude_modules": (None, []),
     "trainable_token_indices": (None,),
     "alora_invocation_tokens": (None,),
     "arrow_config": (None,),
@@ -89,57 +91,71 @@ INIT_VALUES = (True, False, "gaussian")
 
 @dataclass(frozen=True)
 class BaseSpec:
-    """The shapes of the base model's projection layers that LoRA may target."""
+    """The base model adapters must fit: its name, the module table PEFT derived from its config, and hashes."""
 
     name: str
-    num_layers: int
-    hidden: int
-    q_out: int  # num_attention_heads * head_dim
-    kv_out: int  # num_key_value_heads * head_dim
-    intermediate: int
-    modules: tuple[str, ...] = ALLOWED_MODULES
-    path: Path | None = None  # the folder holding the weights, None for a shape-only spec
+    table: dict[str, Any]
+    config_sha256: str
+    path: Path | None = None  # the folder holding the weights; None on the web, which has only the table
+    weights_sha256: str = ""
 
-    def in_out(self, module: str) -> tuple[int, int]:
+    @property
+    def model_type(self) -> str:
+        return str(self.table.get("model_type", ""))
+
+    def identity(self) -> dict[str, str]:
+        """What a result records of the base it was graded on."""
         return {
-            "q_proj": (self.hidden, self.q_out),
-            "k_proj": (self.hidden, self.kv_out),
-            "v_proj": (self.hidden, self.kv_out),
-            "o_proj": (self.q_out, self.hidden),
-            "gate_proj": (self.hidden, self.intermediate),
-            "up_proj": (self.hidden, self.intermediate),
-            "down_proj": (self.intermediate, self.hidden),
-        }[module]
+            "name": self.name,
+            "model_type": self.model_type,
+            "config_sha256": self.config_sha256,
+            "weights_sha256": self.weights_sha256,
+        }
 
 
-# The course's production base model; its shapes let the web check uploads without the weights at hand.
-GEMMA_2_2B_IT = BaseSpec(
-    name="google/gemma-2-2b-it", num_layers=26, hidden=2304, q_out=8 * 256, kv_out=4 * 256, intermediate=9216
-)
+def spec_from_registration(registered: dict[str, Any]) -> BaseSpec:
+    """The spec of a base model registered with the lab: ``{"name", "config_sha256", "table"}`` (the web side)."""
+    return BaseSpec(name=registered["name"], table=registered["table"], config_sha256=registered["config_sha256"])
+
+
+def weights_sha256(base_dir: Path) -> str:
+    """The sha256 of the weights' index: the shard index where there is one, else every safetensors header."""
+    base_dir = Path(base_dir)
+    index = base_dir / "model.safetensors.index.json"
+    digest = hashlib.sha256()
+    if index.is_file():
+        digest.update(index.read_bytes())
+        return digest.hexdigest()
+    for path in sorted(base_dir.glob("*.safetensors")):
+        with path.open("rb") as handle:
+            raw = handle.read(8)
+            size = int.from_bytes(raw, "little") if len(raw) == 8 else 0
+            digest.update(path.name.encode() + b"\0" + raw + handle.read(min(size, 100 * 1024 * 1024)))
+    return digest.hexdigest()
 
 
 def read_base_spec(base_dir: Path | str, *, name: str | None = None) -> BaseSpec:
-    """The spec of a provisioned base model folder (staff-provided, so trusted) from its config.json."""
+    """The spec of a provisioned base model folder (staff-provided), its table derived here by PEFT.
+
+    This imports torch, transformers and peft: it runs in the grading box or the grader's command line.
+    """
+    from grader.errors import GraderFault
+    from grader.labs.llm.modules import BaseConfigRefused, config_sha256, derive_table, read_config_bytes
+
     base_dir = Path(base_dir)
     cfg_path = base_dir / "config.json"
     if not cfg_path.is_file():
-        from grader.errors import GraderFault
-
         raise GraderFault("base_model_missing", f"no base model at {base_dir} (config.json is missing)")
-    cfg = json.loads(cfg_path.read_text())
+    raw = cfg_path.read_bytes()
+    try:
+        table = derive_table(read_config_bytes(raw))
+    except BaseConfigRefused as exc:
+        raise GraderFault("base_model_refused", f"the base model at {base_dir} cannot be used: {exc}")
     if name is None:
         name_file = base_dir / BASE_NAME_FILE
-        name = json.loads(name_file.read_text())["name"] if name_file.is_file() else GEMMA_2_2B_IT.name
-    heads = int(cfg["num_attention_heads"])
-    head_dim = int(cfg.get("head_dim") or cfg["hidden_size"] // heads)
+        name = json.loads(name_file.read_text())["name"] if name_file.is_file() else base_dir.name
     return BaseSpec(
-        name=name,
-        num_layers=int(cfg["num_hidden_layers"]),
-        hidden=int(cfg["hidden_size"]),
-        q_out=heads * head_dim,
-        kv_out=int(cfg.get("num_key_value_heads") or heads) * head_dim,
-        intermediate=int(cfg["intermediate_size"]),
-        path=base_dir,
+        name=name, table=table, config_sha256=config_sha256(raw), path=base_dir, weights_sha256=weights_sha256(base_dir)
     )
 
 
@@ -181,6 +197,12 @@ def validate_adapter_config(cfg: dict[str, Any], spec: BaseSpec) -> dict[str, An
             f"This adapter was made for the base model {base!r}; this lab's base model is {spec.name!r}. "
             "Train your adapter on the course's base model.",
         )
+    if cfg.get("modules_to_save") not in NEUTRAL_VALUES["modules_to_save"]:
+        raise Rejected(
+            "unsupported_adapter_option",
+            f"{CONFIG_FILE}: modules_to_save is {json.dumps(cfg['modules_to_save'])[:80]}: it would ship whole trained "
+            "copies of those layers (an embedding matrix is most of a model), not a LoRA adapter. Leave it at null.",
+        )
     for key, allowed in NEUTRAL_VALUES.items():
         if key in cfg and cfg[key] not in allowed:
             raise Rejected(
@@ -202,60 +224,74 @@ def validate_adapter_config(cfg: dict[str, Any], spec: BaseSpec) -> dict[str, An
             "use true.",
         )
     targets = cfg.get("target_modules")
-    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+    valid_list = isinstance(targets, list) and targets and all(isinstance(t, str) and t for t in targets)
+    if not (valid_list or (isinstance(targets, str) and targets)):
         raise Rejected(
             "bad_config",
-            f'{CONFIG_FILE}: target_modules must be a list of module names such as ["q_proj", "v_proj"] '
-            "(patterns are not accepted).",
+            f'{CONFIG_FILE}: target_modules must be a list of module names such as ["q_proj", "v_proj"], a regular '
+            'expression, or "all-linear".',
         )
-    unknown = sorted(set(targets) - set(ALLOWED_MODULES))
-    if unknown:
-        raise Rejected(
-            "bad_target_modules",
-            f"{CONFIG_FILE}: target_modules {unknown} are not allowed; choose among {', '.join(ALLOWED_MODULES)}.",
-        )
-    absent = sorted(set(targets) - set(spec.modules))
-    if absent:
-        raise Rejected("bad_target_modules", f"The base model has no modules named {absent}.")
+    depth = spec.table.get("num_hidden_layers")
     layers = cfg.get("layers_to_transform")
-    if layers is None:
-        layer_ids = list(range(spec.num_layers))
-    else:
-        if isinstance(layers, int) and not isinstance(layers, bool):
-            layers = [layers]
-        if (
-            not isinstance(layers, list)
-            or not layers
-            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < spec.num_layers for i in layers)
-        ):
+    if layers is not None:
+        listed = [layers] if isinstance(layers, int) and not isinstance(layers, bool) else layers
+        if not isinstance(listed, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in listed):
+            raise Rejected(
+                "bad_config", f"{CONFIG_FILE}: layers_to_transform must be a layer number or a list of them."
+            )
+        beyond = sorted(i for i in listed if i < 0 or (depth is not None and i >= depth))
+        if beyond:
             raise Rejected(
                 "bad_config",
-                f"{CONFIG_FILE}: layers_to_transform must list layer numbers from 0 to {spec.num_layers - 1}.",
+                f"{CONFIG_FILE}: layers_to_transform names layers {beyond}, but {spec.name} has {depth} layers "
+                f"(0 to {depth - 1})."
+                if depth
+                else f"{CONFIG_FILE}: layers_to_transform names negative layers.",
             )
-        layer_ids = sorted(set(layers))
-    if cfg.get("layers_pattern") not in (None, "layers", ["layers"]):
-        raise Rejected("bad_config", f"{CONFIG_FILE}: layers_pattern must be 'layers' or absent.")
+    for key in ("layers_pattern", "exclude_modules"):
+        value = cfg.get(key)
+        if value is not None and not (
+            isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        ):
+            raise Rejected("bad_config", f"{CONFIG_FILE}: {key} must be a string or a list of strings.")
+    target = adapted_modules(spec.table, cfg)
+    if target.unsupported:
+        kinds = ", ".join(target.unsupported[:3])
+        raise Rejected(
+            "bad_target_modules",
+            f"{CONFIG_FILE}: target_modules matches {kinds}{' …' if len(target.unsupported) > 3 else ''}, which "
+            "LoRA cannot adapt (only layers such as linear projections and embeddings). Name the layers themselves.",
+        )
+    if not target.modules:
+        raise Rejected(
+            "bad_target_modules",
+            f"{CONFIG_FILE}: target_modules {json.dumps(targets)[:120]} matches no layer of {spec.name}; its layers "
+            f"LoRA may adapt are named {', '.join(short_names(spec.table['modules']))}.",
+        )
     return {
         "r": r,
         "lora_alpha": alpha,
-        "target_modules": sorted(set(targets)),
-        "layers": layer_ids,
+        "modules": list(target.modules),
+        "target_modules": short_names(target.modules),
         "use_rslora": bool(cfg.get("use_rslora", False)),
         "ignored_keys": sorted(k for k in cfg if k not in KNOWN_KEYS),
     }
 
 
-def expected_tensors(spec: BaseSpec, settings: dict[str, Any]) -> dict[str, tuple[str, ...] | tuple[int, ...]]:
-    r = settings["r"]
-    out: dict[str, Any] = {}
-    for i in settings["layers"]:
-        for module in settings["target_modules"]:
-            group = "self_attn" if module in ATTENTION_MODULES else "mlp"
-            fan_in, fan_out = spec.in_out(module)
-            prefix = f"base_model.model.model.layers.{i}.{group}.{module}"
-            out[f"{prefix}.lora_A.weight"] = (WEIGHT_DTYPES, (r, fan_in))
-            out[f"{prefix}.lora_B.weight"] = (WEIGHT_DTYPES, (fan_out, r))
-    return out
+def expected_tensors(spec: BaseSpec, settings: dict[str, Any]) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+    """The tensors, as PEFT names and shapes them, of an adapter with ``settings`` on ``spec``'s base."""
+    shapes = modules_tensors(spec.table, settings["modules"], settings["r"])
+    return {name: (WEIGHT_DTYPES, shape) for name, shape in shapes.items()}
+
+
+def adapter_bytes(expected: dict[str, tuple[tuple[str, ...], tuple[int, ...]]]) -> int:
+    """The size of those tensors in float32, the largest dtype accepted."""
+    return 4 * sum(math.prod(shape) for _, shape in expected.values())
+
+
+def adapted_by_config(artifact_dir: Path | str, spec: BaseSpec) -> set[str]:
+    """The full names of the layers the artifact's config adapts on ``spec``'s base."""
+    return set(validate_adapter_config(read_adapter_config(Path(artifact_dir)), spec)["modules"])
 
 
 def _reject_full_weights(header: dict[str, TensorInfo]) -> None:
@@ -268,33 +304,50 @@ def _reject_full_weights(header: dict[str, TensorInfo]) -> None:
         )
 
 
-def check_adapter(artifact_dir: Path | str, spec: BaseSpec, *, deep: bool = False) -> dict[str, Any]:
-    """Validate the adapter's config and weights against ``spec``; returns the summary shown to the student."""
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
+
+
+def check_adapter(
+    artifact_dir: Path | str, spec: BaseSpec, *, deep: bool = False, max_bytes: int = DEFAULT_ADAPTER_BYTES
+) -> dict[str, Any]:
+    """Validate the adapter's config and weights against ``spec``; returns the summary shown to the student.
+
+    ``max_bytes`` bounds the adapter a config may describe (the lab's limit), before any weight is read.
+    """
     artifact_dir = Path(artifact_dir)
     cfg = read_adapter_config(artifact_dir)
     weights = artifact_dir / WEIGHTS_FILE
-    if weights.is_file() and weights.stat().st_size > MAX_WEIGHTS_BYTES:
+    limit = min(max_bytes, MAX_WEIGHTS_BYTES)
+    if weights.is_file() and weights.stat().st_size > limit + HEADER_ALLOWANCE:
         raise Rejected(
             "artifact_too_large",
             f"{WEIGHTS_FILE} is {weights.stat().st_size // (1024 * 1024)} MiB; an adapter for this lab is at most "
-            f"{MAX_WEIGHTS_BYTES // (1024 * 1024)} MiB. Upload only the LoRA adapter. {SAVE_HINT}",
+            f"{limit // (1024 * 1024)} MiB. Upload only the LoRA adapter. {SAVE_HINT}",
         )
-    # At most A and B of each module LoRA may target in each layer; the spare lets a file of other weights be
-    # refused by name below.
-    header = read_header(weights, max_tensors=2 * spec.num_layers * len(spec.modules) + 64)
-    _reject_full_weights(header)
     settings = validate_adapter_config(cfg, spec)
-    expect_tensors(header, expected_tensors(spec, settings))
+    expected = expected_tensors(spec, settings)
+    size = adapter_bytes(expected)
+    if size > limit:
+        raise Rejected(
+            "adapter_too_large",
+            f"An adapter of rank {settings['r']} on {len(settings['modules'])} layers of {spec.name} holds "
+            f"{_size(size)} of weights; this lab takes at most {_size(limit)}. Lower the rank or adapt fewer layers.",
+        )
+    header = read_header(weights, max_tensors=len(expected) + 64)
+    _reject_full_weights(header)
+    expect_tensors(header, expected)
     if deep:
         from grader.safetensors_io import ensure_finite, load_tensors
 
         ensure_finite(load_tensors(weights))
     return {
         "base_model": spec.name,
+        "base_model_type": spec.model_type,
         "r": settings["r"],
         "lora_alpha": settings["lora_alpha"],
         "target_modules": settings["target_modules"],
-        "layers": len(settings["layers"]),
+        "adapted_modules": len(settings["modules"]),
         "parameters": sum(info.numel for info in header.values()),
         "ignored_keys": settings["ignored_keys"],
     }
