@@ -1,5 +1,6 @@
 """The demo course: people, deadlines (one extended), the three labs on their demo hidden sets."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -110,9 +111,6 @@ def create_labs(course: Course, datasets: dict) -> list[Lab]:
     labs = []
     for slug, kind, number, title, options, seconds in LABS:
         declared = get_lab(kind)
-        if kind == "llm":
-            # The tiny base model prepare-data built stands in for Gemma-2-2B-it on this machine.
-            options = {**options, "base_model": str(Path(settings.BASE_MODELS_DIR) / "tiny-gemma-2")}
         lab, _ = Lab.objects.get_or_create(
             course=course,
             slug=slug,
@@ -139,9 +137,29 @@ def create_labs(course: Course, datasets: dict) -> list[Lab]:
     return labs
 
 
+def use_base_model(lab: Lab, base_dir: Path, *, actor) -> bool:
+    """Register the tiny base model in ``base_dir`` with Lab 3, as staff register the edition's base model (its
+    config.json uploaded; the folder named under BASE_MODELS_DIR). True when the lab's base changed."""
+    from grader.labs.llm.adapter import BASE_NAME_FILE
+    from grader.labs.llm.modules import config_sha256
+    from labs.basemodels import register_base_model
+
+    raw = (base_dir / "config.json").read_bytes()
+    if lab.base_model_id and lab.base_model.config_sha256 == config_sha256(raw):
+        return False
+    name = json.loads((base_dir / BASE_NAME_FILE).read_text())["name"]
+    folder = base_dir.name if base_dir.parent == Path(settings.BASE_MODELS_DIR) else str(base_dir)
+    register_base_model(lab=lab, actor=actor, name=name, folder=folder, config_bytes=raw)
+    return True
+
+
 def member(course: Course, email: str) -> Membership:
     return Membership.objects.select_related("user").get(course=course, user__email=email)
 
 
-def reference_dir(root: Path, kind: str, variant: str) -> Path:
-    return root / kind / variant
+def reference_dir(root: Path, kind: str, variant: str, family: str | None = None) -> Path:
+    """Where a reference model is kept; Lab 3's are per base model family (the default family's keep their place)."""
+    from grader.labs.llm.base import DEFAULT_FAMILY
+
+    folder = kind if kind != "llm" or family in (None, DEFAULT_FAMILY) else f"{kind}-{family}"
+    return root / folder / variant

@@ -200,12 +200,15 @@ def cmd_prepare_data(args: argparse.Namespace) -> int:
     except GraderFault as exc:
         print(f"course data unavailable: {exc.message}", file=sys.stderr)
         return EXIT_GRADER_FAULT
-    prepared, failed = [], {}
+    prepared, failed, options = [], {}, _parse_options(args.option)
     for name in labs:
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
         try:
             lab = get_lab(name)
-            lab.prepare_data(course, staging, seed=args.seed)
+            if "options" in inspect.signature(lab.prepare_data).parameters:
+                lab.prepare_data(course, staging, seed=args.seed, options=options)
+            else:
+                lab.prepare_data(course, staging, seed=args.seed)
             load_manifest(staging, verify=True)
             target = out / name
             if target.exists():
@@ -334,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lab", action="append", choices=labs, help="repeatable; default: every lab")
     p.add_argument("--cache", type=Path, default=None, help="download cache (default: $GRADER_CACHE or ./var/cache)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="e.g. base_families=gemma2,lfm2")
     p.set_defaults(func=cmd_prepare_data)
 
     p = sub.add_parser("train-reference", help="train a small reference model on the CPU")

@@ -120,6 +120,25 @@ def test_llm_page_shows_answers_beside_the_base_model_and_the_score_distribution
     assert "The force is strong." in body and "Per prompt: 8.5" in body
 
 
+def test_llm_page_names_the_base_the_layers_adapted_and_the_notebooks_number(login, course, student):
+    lab = make_music_lab(course, slug="lab3", kind="llm", primary_metric="cross_entropy", tiebreak_metric="style_score")
+    details = {
+        "base_model": {"name": "LiquidAI/<i>LFM2</i>-1.2B", "model_type": "lfm2", "config_sha256": "ab" * 32},
+        "adapter": {
+            "target_modules": ["k_proj", "q_proj", "v_proj"],
+            "adapted_modules": 18,
+            "r": 8,
+            "parameters": 1234,
+        },
+        "test_loglikelihood": {"printed": "2.57", "device": "cpu", "dtype": "float32"},
+    }
+    mine = stored(lab, student, metrics={"public": {"cross_entropy": 2.1, "style_score": 8.5}}, details=details)
+    body = login(student).get(reverse("labs:submission", args=[course.slug, lab.slug, mine.pk])).content.decode()
+    assert "LiquidAI/&lt;i&gt;LFM2&lt;/i&gt;-1.2B" in body and "<i>LFM2" not in body
+    assert "<code>k_proj</code>, <code>q_proj</code>, <code>v_proj</code> in 18 places, rank 8" in body
+    assert "<strong>2.57</strong>: what your notebook" in body
+
+
 def test_music_page_lists_the_generated_songs_for_abcjs(login, course, student):
     lab = make_music_lab(course)
     song = "X:1\nT:Reel <i>of</i> tests\nM:4/4\nK:D\n|:d2fd a2fd:|"

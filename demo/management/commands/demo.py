@@ -1,7 +1,6 @@
 """Set up and run the whole demo course on the embedded default: data, reference models, people, graded
 submissions through the API, projects, judging and prizes; then keep the site running."""
 
-import json
 import os
 import signal
 import subprocess
@@ -9,7 +8,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -20,6 +18,9 @@ from demo import course as demo_course
 from demo import guard
 from demo.judging import seed_judging
 from demo.projects import seed_projects
+from demo.uploads import FileUpload, post_artifact
+from grader.labs.llm import tiny_base_dir
+from grader.labs.llm.base import DEFAULT_FAMILY, FAMILIES
 from labs.intake import collect
 from labs.management.commands.register_dataset import register_dataset
 from labs.models import ACTIVE_STATES, Evaluation
@@ -74,12 +75,20 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="stop once everything is graded")
         parser.add_argument("--timeout", type=int, default=1800, help="seconds to wait for grading")
         parser.add_argument(
+            "--lab3-base",
+            choices=sorted(FAMILIES),
+            default=DEFAULT_FAMILY,
+            help="the family of Lab 3's tiny base model: gemma2 (the 2025 edition's Gemma-2-2B-it, the default), "
+            "lfm2 (the 2026 notebook's LFM2-1.2B) or qwen3",
+        )
+        parser.add_argument(
             "--force",
             action="store_true",
             help="seed even a database that holds other courses or users (its staff get the public password)",
         )
 
     def handle(self, *args, port: int, no_serve: bool, timeout: int, force: bool = False, **options):
+        self.family = options.get("lab3_base") or DEFAULT_FAMILY
         if not force and (found := guard.foreign_data()):
             raise CommandError(guard.refusal(found))
         self.out = self.stdout._out
@@ -119,11 +128,19 @@ class Command(BaseCommand):
         seeded = demo_course.seed_course()
         course = seeded.course
         labs = demo_course.create_labs(course, datasets)
+        llm_lab = next((lab for lab in labs if lab.kind == "llm" and lab.dataset is not None), None)
+        changed = llm_lab is not None and demo_course.use_base_model(
+            llm_lab,
+            tiny_base_dir(datasets_dir / "llm", self.family),
+            actor=demo_course.member(course, "ta@demo.edu").user,
+        )
         self.out.write(f"  ✓ course {course.name} with {course.memberships.count()} people and {len(labs)} labs\n")
         self.start_worker(var)
         self.start_web(port)
         if seeded.created or not course.labs.filter(submissions__isnull=False).exists():
             self.submit_everything(course, labs, references)
+        elif changed:
+            self.submit_everything(course, [llm_lab], references)  # graded anew on the base model now registered
         self.projects(course, seeded.created)
         self.wait_for_grading(course, timeout)
         self.judging(course)
@@ -139,9 +156,12 @@ class Command(BaseCommand):
 
     def prepare_data(self, datasets_dir: Path):
         missing = [kind for kind in ("music", "vision", "llm") if not (datasets_dir / kind / "manifest.json").is_file()]
+        if "llm" not in missing and not (tiny_base_dir(datasets_dir / "llm", self.family) / "config.json").is_file():
+            missing.append("llm")
         if not missing:
             return
         command = [sys.executable, "-m", "grader", "prepare-data", "--out", str(datasets_dir)]
+        command += ["--option", f"base_families={self.family}"]
         for kind in missing:
             command += ["--lab", kind]
         result = subprocess.run(command, capture_output=True, text=True, cwd=settings.BASE_DIR)
@@ -157,10 +177,12 @@ class Command(BaseCommand):
         for kind, items in STUDENT_VARIANTS.items():
             wanted.update((kind, variant) for _, variant, _ in items)
         for kind, variant in sorted(wanted):
-            target = demo_course.reference_dir(references, kind, variant)
+            target = demo_course.reference_dir(references, kind, variant, self.family)
             if not (datasets_dir / kind / "manifest.json").is_file() or any(target.glob("*.json")):
                 continue
             extra = TRAIN_OPTIONS.get((kind, variant), ["--variant", variant])
+            if kind == "llm":
+                extra = [*extra, "--option", f"base_model={tiny_base_dir(datasets_dir / kind, self.family)}"]
             with Step(self.out, f"training the {kind} {variant} model on the CPU"):
                 result = subprocess.run(
                     [
@@ -260,12 +282,12 @@ class Command(BaseCommand):
             if lab is None or lab.dataset is None:
                 continue
             for variant, label in items:
-                folder = demo_course.reference_dir(references, kind, variant)
+                folder = demo_course.reference_dir(references, kind, variant, self.family)
                 if not folder.is_dir():
                     continue
-                uploads = {p.name: _Upload(p) for p in sorted(folder.iterdir()) if p.is_file()}
+                uploads = {p.name: FileUpload(p) for p in sorted(folder.iterdir()) if p.is_file()}
                 artifact = collect(
-                    kind=kind, uploads=uploads, max_bytes=lab.max_artifact_bytes, options=lab.evaluator_options
+                    kind=kind, uploads=uploads, max_bytes=lab.max_artifact_bytes, options=lab.check_options()
                 )
                 submit_baseline(lab=lab, owner=staff, artifact=artifact, label=label)
                 count += 1
@@ -275,7 +297,7 @@ class Command(BaseCommand):
             if lab is None or lab.dataset is None:
                 continue
             for email, variant, description in items:
-                folder = demo_course.reference_dir(references, kind, variant)
+                folder = demo_course.reference_dir(references, kind, variant, self.family)
                 if not folder.is_dir():
                     continue
                 if email not in tokens:
@@ -339,50 +361,3 @@ class Command(BaseCommand):
         self.out.write(f"\nOpen {self.base_url}/ and sign in (password for everyone: {demo_course.PASSWORD}):\n")
         for email, name, role, _, _ in demo_course.PEOPLE:
             self.out.write(f"  {role:<10} {email:<22} {name}\n")
-
-
-class _Upload:
-    """A file on disk shaped like an uploaded file, for the in-process intake of staff baselines."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.name = path.name
-        self.size = path.stat().st_size
-
-    def chunks(self):
-        with self.path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                yield chunk
-
-
-def post_artifact(url: str, token: str, folder: Path, description: str) -> tuple[int, dict]:
-    """A notebook's upload: the artifact's files as multipart fields, with the personal token."""
-    boundary = uuid.uuid4().hex
-    parts = []
-    for path in sorted(folder.iterdir()):
-        if not path.is_file():
-            continue
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{path.name}"; filename="{path.name}"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n".encode()
-            + path.read_bytes()
-            + b"\r\n"
-        )
-    parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="description"\r\n\r\n{description}\r\n'.encode()
-    )
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    request = urllib.request.Request(  # noqa: S310 - the demo's own loopback server
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - the demo's own loopback server
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")

@@ -32,8 +32,27 @@ HIDDEN_PER_SPLIT = 96  # hidden (prompt, answer) pairs per split for the cross-e
 PROMPTS_PER_SPLIT = 12  # of those, the prompts whose generated answers are judged
 TRAIN_FILE = "train/yoda_train.jsonl"
 CLASSIFIER_FILE = "style_classifier.json"
+TEST_TEXT_FILE = "public/yoda_test_text.txt"  # the notebook's public test text, as the course package ships it
 JUDGE_ANSWERS_FILE = "judge_answers.json"  # for the worker's optional LLM judge; never shown to students
 REFERENCE_STEPS = 300
+REFERENCE_TARGETS = ["q_proj", "v_proj"]
+# The 2026 notebook's LoraConfig lists these seven; PEFT adapts those a base has (q, k and v on LFM2) and still
+# writes all seven into adapter_config.json.
+NOTEBOOK_TARGETS = ["q_proj", "o_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def reference_targets(options: dict[str, Any] | None) -> list[str] | str:
+    """train-reference's option ``targets``: "notebook", "all-linear", or comma-separated module names."""
+    raw = str((options or {}).get("targets") or "").strip()
+    if not raw:
+        return list(REFERENCE_TARGETS)
+    if raw == "notebook":
+        return list(NOTEBOOK_TARGETS)
+    if raw == "all-linear":
+        return raw
+    return [name.strip() for name in raw.split(",") if name.strip()]
+
+
 DESCRIPTION = (
     "Demo only. Built from the course's public style texts (mitdeeplearning 0.7.5, data/text_styles): each line of "
     "yoda.txt is a Yoda-style answer; the data holds no questions, so each prompt ('Tell me about X.') is derived "
@@ -61,10 +80,19 @@ def adapter_limit(options: dict[str, Any]) -> int:
     return int(megabytes * 2**20) if megabytes > 0 else DEFAULT_ADAPTER_BYTES
 
 
-def tiny_base_dir(data_dir: Path) -> Path:
-    from grader.labs.llm.base import TINY_DIRNAME
+def tiny_base_dir(data_dir: Path, family: str | None = None) -> Path:
+    """Where prepare-data puts the tiny base model of ``family`` (the default one when None): beside the dataset."""
+    from grader.labs.llm.base import DEFAULT_FAMILY, FAMILIES, family_of
 
-    return Path(data_dir).parent / "base-models" / TINY_DIRNAME
+    return Path(data_dir).parent / "base-models" / FAMILIES[family_of(family or DEFAULT_FAMILY)][1]
+
+
+def base_families(options: dict[str, Any] | None) -> list[str]:
+    """The tiny base families prepare-data builds: option ``base_families`` (comma-separated), else the default."""
+    from grader.labs.llm.base import DEFAULT_FAMILY, family_of
+
+    raw = str((options or {}).get("base_families") or DEFAULT_FAMILY)
+    return [family_of(name.strip()) for name in raw.split(",") if name.strip()]
 
 
 class Lab(LabEvaluator):
@@ -168,9 +196,11 @@ class Lab(LabEvaluator):
 
     # ---- data -----------------------------------------------------------------------------------------------
 
-    def prepare_data(self, course_data: Path, out_dir: Path, *, seed: int) -> None:
+    def prepare_data(
+        self, course_data: Path, out_dir: Path, *, seed: int, options: dict[str, Any] | None = None
+    ) -> None:
         from grader.dataset import write_manifest
-        from grader.labs.llm.base import TINY_NAME, build_tiny_base
+        from grader.labs.llm.base import FAMILIES, TINY_NAME, build_tiny_base
         from grader.labs.llm.style import train_classifier
 
         out_dir = Path(out_dir)
@@ -188,6 +218,10 @@ class Lab(LabEvaluator):
         split = split_indices(len(yoda), seed=seed, hidden_per_split=HIDDEN_PER_SPLIT)
         pairs = make_pairs(yoda)
         write_jsonl(out_dir / TRAIN_FILE, [pairs[i] for i in split.train])
+        test_text = Path(course_data) / "lab3" / "yoda_test_text.txt"
+        if test_text.is_file():
+            (out_dir / TEST_TEXT_FILE).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(test_text, out_dir / TEST_TEXT_FILE)
         splits = {}
         for name, indices in (("public", split.public), ("private", split.private)):
             hidden = [pairs[i] for i in indices]
@@ -216,15 +250,18 @@ class Lab(LabEvaluator):
             len(held_yoda) + len(held_other)
         )
 
-        base_dir = tiny_base_dir(out_dir)
-        marker = base_dir / "course_base_model.json"
-        if not marker.is_file() or json.loads(marker.read_text()).get("seed") != seed:
-            build_tiny_base(
-                base_dir,
-                texts=[yoda[i] for i in split.train] + other,
-                chat_pairs=make_pairs(other),
-                seed=seed,
-            )
+        families = base_families(options)
+        for family in families:
+            base_dir = tiny_base_dir(out_dir, family)
+            marker = base_dir / "course_base_model.json"
+            if not marker.is_file() or json.loads(marker.read_text()).get("seed") != seed:
+                build_tiny_base(
+                    base_dir,
+                    texts=[yoda[i] for i in split.train] + other,
+                    chat_pairs=make_pairs(other),
+                    seed=seed,
+                    family=family,
+                )
 
         write_manifest(
             out_dir,
@@ -237,8 +274,10 @@ class Lab(LabEvaluator):
                 "train_file": TRAIN_FILE,
                 "train_pairs": len(split.train),
                 "style_classifier": CLASSIFIER_FILE,
+                "test_text_file": TEST_TEXT_FILE if (out_dir / TEST_TEXT_FILE).is_file() else None,
                 "classifier_holdout_accuracy": round(accuracy, 4),
                 "base_model_name": TINY_NAME,
+                "base_models": {family: FAMILIES[family][0] for family in families},
                 "source": "mitdeeplearning 0.7.5 data/text_styles (yoda.txt, leprechaun.txt)",
                 "seed": seed,
             },
@@ -264,13 +303,14 @@ class Lab(LabEvaluator):
         spec = self.base_spec(options, default_dir=tiny_base_dir(data_dir))
         model, tokenizer = load_base(spec.path, "cpu")
         config = LoraConfig(
-            r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"
+            r=8, lora_alpha=16, lora_dropout=0.0, target_modules=reference_targets(options), task_type="CAUSAL_LM"
         )
         peft_model = get_peft_model(model, config)
         pairs = read_jsonl(manifest.file(manifest.meta["train_file"]))
+        steps = int((options or {}).get("steps") or REFERENCE_STEPS)
         started = time.monotonic()
         losses = train_on_pairs(
-            peft_model, tokenizer, pairs, steps=REFERENCE_STEPS, batch_size=8, lr=1e-2, seed=seed, max_tokens=128
+            peft_model, tokenizer, pairs, steps=steps, batch_size=8, lr=1e-2, seed=seed, max_tokens=128
         )
         peft_model.peft_config["default"].base_model_name_or_path = spec.name
         out_dir = Path(out_dir)
@@ -282,7 +322,10 @@ class Lab(LabEvaluator):
         return {
             "variant": variant,
             "base_model": spec.name,
-            "steps": REFERENCE_STEPS,
+            "steps": steps,
+            "target_modules": config.target_modules
+            if isinstance(config.target_modules, str)
+            else sorted(config.target_modules),
             "final_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4),
             "train_s": round(time.monotonic() - started, 1),
         }

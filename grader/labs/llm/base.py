@@ -1,4 +1,10 @@
-"""The tiny Gemma-2 chat model that stands in for Gemma-2-2B-it in tests and the demo, built from scratch offline."""
+"""Tiny chat models that stand in for the course's base models in tests and the demo, built from scratch offline.
+
+One per family the course has used: Gemma-2 (Gemma-2-2B-it, the 2025 edition), LFM2 (LiquidAI's LFM2-1.2B, the 2026
+notebook: short-convolution blocks beside attention blocks) and Qwen3 (a Llama-style decoder). Each is the family's
+own transformers class at a few hundred thousand parameters, with one byte-level BPE tokenizer and chat template
+shared by all, so that the grader's code paths are exercised family by family without any download.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,14 @@ from pathlib import Path
 from grader.labs.llm.adapter import BASE_NAME_FILE
 from grader.labs.llm.data import Pair
 
-TINY_NAME = "course/tiny-gemma-2"
-TINY_DIRNAME = "tiny-gemma-2"
+DEFAULT_FAMILY = "gemma2"
+# family -> (the name adapters give as base_model_name_or_path, the folder under the base models' folder)
+FAMILIES = {
+    "gemma2": ("course/tiny-gemma-2", "tiny-gemma-2"),
+    "lfm2": ("course/tiny-lfm2", "tiny-lfm2"),
+    "qwen3": ("course/tiny-qwen3", "tiny-qwen3"),
+}
+TINY_NAME, TINY_DIRNAME = FAMILIES[DEFAULT_FAMILY]
 VOCAB_SIZE = 1024
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]  # ids 0..5, as in Gemma
 # Gemma's turn format: roles "user" and "model", each turn closed by <end_of_turn> and a newline.
@@ -58,42 +70,61 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = VOCAB_SIZE):
     return wrapped
 
 
-def tiny_config(vocab_size: int):
-    from transformers import Gemma2Config
+def family_of(name: str) -> str:
+    """The family key of a tiny base, refused plainly when unknown."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown base model family {name!r}; choose among {', '.join(FAMILIES)}")
+    return name
 
-    return Gemma2Config(
+
+def tiny_config(vocab_size: int, family: str = DEFAULT_FAMILY):
+    """The family's own config class at a tiny size; the token ids are those of SPECIAL_TOKENS."""
+    from transformers import Gemma2Config, Lfm2Config, Qwen3Config
+
+    common = dict(
         vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,
-        num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        head_dim=16,
         max_position_embeddings=512,
-        sliding_window=256,
         pad_token_id=0,
         eos_token_id=1,
         bos_token_id=2,
         tie_word_embeddings=True,
     )
+    if family_of(family) == "gemma2":
+        return Gemma2Config(**common, num_hidden_layers=2, head_dim=16, sliding_window=256)
+    if family == "lfm2":
+        # Two short-convolution blocks and two attention blocks, as LFM2 interleaves them; the feed-forward width
+        # is taken as given rather than rounded up to LFM2's multiple of 256.
+        return Lfm2Config(
+            **common,
+            num_hidden_layers=4,
+            layer_types=["conv", "full_attention", "conv", "full_attention"],
+            block_auto_adjust_ff_dim=False,
+        )
+    return Qwen3Config(**common, num_hidden_layers=2, head_dim=16)
 
 
-def build_tiny_base(out_dir: Path, *, texts: Sequence[str], chat_pairs: Sequence[Pair], seed: int) -> Path:
-    """Train the tokenizer on ``texts``, then pre-train a tiny Gemma-2 on ``chat_pairs`` and save both to ``out_dir``.
+def build_tiny_base(
+    out_dir: Path, *, texts: Sequence[str], chat_pairs: Sequence[Pair], seed: int, family: str = DEFAULT_FAMILY
+) -> Path:
+    """Train the tokenizer on ``texts``, then pre-train a tiny model of ``family`` on ``chat_pairs``; save both.
 
     The pre-training makes it a (very small) chat model that answers in the pairs' style, so that an adapter has a
     real style to move it away from.
     """
     import torch
-    from transformers import Gemma2ForCausalLM
+    from transformers import AutoModelForCausalLM
 
     from grader.labs.llm.model import train_on_pairs
 
     os.environ["HF_HUB_OFFLINE"] = "1"
+    name, _dirname = FAMILIES[family_of(family)]
     torch.manual_seed(seed)
     tokenizer = train_tokenizer(texts)
-    model = Gemma2ForCausalLM(tiny_config(len(tokenizer)))
-    model.config._attn_implementation = "eager"
+    model = AutoModelForCausalLM.from_config(tiny_config(len(tokenizer), family), attn_implementation="eager")
     train_on_pairs(
         model,
         tokenizer,
@@ -110,7 +141,7 @@ def build_tiny_base(out_dir: Path, *, texts: Sequence[str], chat_pairs: Sequence
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        (staging / BASE_NAME_FILE).write_text(json.dumps({"name": TINY_NAME, "family": "gemma2", "seed": seed}) + "\n")
+        (staging / BASE_NAME_FILE).write_text(json.dumps({"name": name, "family": family, "seed": seed}) + "\n")
         # A base model is public weights the grading box reads: readable by every user, like an installed package.
         staging.chmod(0o755)
         for path in staging.rglob("*"):

@@ -23,10 +23,15 @@ def printed(value: float) -> str:
     return f"{value:.2f}"
 
 
+def context_length(model: Any) -> int:
+    """Tokens scored of one text: the model's context, at most MAX_TOKENS (the course's texts fit in real bases)."""
+    return min(MAX_TOKENS, int(getattr(model.config, "max_position_embeddings", None) or MAX_TOKENS))
+
+
 @torch.no_grad()
 def text_loglikelihood(model: Any, tokenizer: Any, text: str, *, device: str) -> float:
     tokens = tokenizer(text, return_tensors="pt")
-    input_ids = tokens["input_ids"][:, :MAX_TOKENS].to(device)
+    input_ids = tokens["input_ids"][:, : context_length(model)].to(device)
     logits = model(input_ids=input_ids).logits[:, :-1].float()
     targets = input_ids[:, 1:]
     return float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)))
@@ -34,7 +39,7 @@ def text_loglikelihood(model: Any, tokenizer: Any, text: str, *, device: str) ->
 
 @torch.no_grad()
 def texts_loglikelihood(model: Any, tokenizer: Any, texts: Sequence[str], *, device: str) -> float | None:
-    encoded = [tokenizer(text)["input_ids"][:MAX_TOKENS] for text in texts]
+    encoded = [tokenizer(text)["input_ids"][: context_length(model)] for text in texts]
     encoded = [ids for ids in encoded if len(ids) > 1]
     if not encoded:
         return None

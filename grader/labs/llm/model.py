@@ -22,7 +22,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig  
 from grader.labs.llm.adapter import CONFIG_FILE, WEIGHTS_FILE, read_adapter_config, sanitized_config  # noqa: E402
 from grader.labs.llm.data import Pair  # noqa: E402
 
-END_OF_TURN = "<end_of_turn>"
+_SENTINEL = "\u2063answer\u2063"  # an answer no template writes by itself, to find what follows an answer
 MAX_SEQ_TOKENS = 384  # prompt + answer; longer answers are cut, the same way for every submission
 EVAL_BATCH = 8
 GEN_BATCH = 16
@@ -80,17 +80,37 @@ def prompt_text(tokenizer: Any, prompt: str) -> str:
     )
 
 
-def end_of_turn_id(tokenizer: Any) -> int:
-    return int(tokenizer.convert_tokens_to_ids(END_OF_TURN))
+def turn_end(tokenizer: Any) -> str:
+    """What the base model's chat template writes right after an assistant's answer (Gemma's ``<end_of_turn>``,
+    LFM2's and Qwen's ``<|im_end|>``), read off the template itself so that every family is scored alike."""
+    cached = getattr(tokenizer, "_course_turn_end", None)
+    if cached is None:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "?"}, {"role": "assistant", "content": _SENTINEL}], tokenize=False
+        )
+        cached = text.rpartition(_SENTINEL)[2].strip() if _SENTINEL in text else ""
+        tokenizer._course_turn_end = cached
+    return cached
+
+
+def end_of_turn_ids(tokenizer: Any) -> list[int]:
+    """The tokens that end an answer: the template's end-of-turn token, and the end-of-sequence token."""
+    ids = [int(tokenizer.eos_token_id)] if tokenizer.eos_token_id is not None else []
+    suffix = turn_end(tokenizer)
+    if suffix:
+        first = tokenizer(suffix, add_special_tokens=False)["input_ids"][:1]
+        ids = [int(i) for i in first if int(i) not in ids] + ids
+    return ids
 
 
 def encode_pair(tokenizer: Any, pair: Pair, *, max_tokens: int = MAX_SEQ_TOKENS) -> tuple[list[int], int]:
     """Token ids of prompt+answer in the chat format and how many leading tokens are the prompt.
 
-    The answer's tokens end with the end-of-turn token, so stopping at the right place is part of the score.
+    The answer's tokens end with the template's end-of-turn marker, so stopping at the right place is part of the
+    score.
     """
     prompt_ids = tokenizer(prompt_text(tokenizer, pair.prompt), add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(pair.answer.strip(), add_special_tokens=False)["input_ids"] + [end_of_turn_id(tokenizer)]
+    answer_ids = tokenizer(pair.answer.strip() + turn_end(tokenizer), add_special_tokens=False)["input_ids"]
     ids = (list(prompt_ids) + list(answer_ids))[:max_tokens]
     return ids, len(prompt_ids)
 
@@ -136,7 +156,7 @@ def generation_config(tokenizer: Any, max_new_tokens: int = MAX_NEW_TOKENS) -> G
     return GenerationConfig(
         do_sample=False,
         max_new_tokens=max_new_tokens,
-        eos_token_id=[tokenizer.eos_token_id, end_of_turn_id(tokenizer)],
+        eos_token_id=end_of_turn_ids(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
     )
