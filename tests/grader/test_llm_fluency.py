@@ -49,7 +49,7 @@ def test_ramps_rise_from_bad_to_good_in_either_direction():
 
 
 def test_the_gate_multiplies_each_score():
-    fluent, empty = measure("In Los Angeles, a city, many people live, hmm."), measure("")
+    fluent, empty = measure("Patience you must have, for long the path to wisdom is."), measure("")
     assert fluent.gate == 1.0 and empty.gate == 0.0
     assert gated([8.0, 9.0], [fluent, empty]) == [8.0, 0.0]
     with pytest.raises(ValueError):
@@ -92,7 +92,7 @@ def test_genuine_yoda_answers_keep_their_style_score(course_texts):
     classifier, hidden, leprechaun = course_texts
     judged = classifier.judge([p.answer for p in hidden], [p.prompt for p in hidden])
     assert _mean([j.score for j in judged]) >= 6
-    assert sum(j.fluency.gate == 1.0 for j in judged) >= 0.95 * len(judged)
+    assert _mean([j.fluency.gate for j in judged]) >= 0.95
     # the same questions answered in the leprechaun's style: fluent, and not Yoda
     other = classifier.judge(leprechaun, [p.prompt for p in hidden])
     assert _mean([j.fluency.gate for j in other]) >= 0.9 and _mean([j.score for j in other]) < 2

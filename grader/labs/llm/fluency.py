@@ -33,12 +33,13 @@ class Ramp:
         return min(1.0, max(0.0, share))
 
 
-# Set so that the course's own Yoda answers pass (the lowest of them measured at words 8, dictionary share 0.75,
-# distinct bigrams 0.62, compression 0.44 on 250 characters, function words 0.17, fillers under 0.15) while a run
-# of one character, a repeated phrase, the prompt copied back or a string of style words does not.
+# Set so that the course's own Yoda answers pass (the lowest of them measured at words 8, dictionary share 0.75
+# with names in it, distinct bigrams 0.62, compression 0.44 on 250 characters, function words 0.17, fillers under
+# 0.15) while a run of one character, a repeated phrase, the prompt copied back or a string of style words does
+# not. Dictionary words weigh most against the made-up words of a small model ("the Brica, the braw, it is.").
 RAMPS = {
     "words": Ramp(bad=2, good=6),
-    "dictionary_share": Ramp(bad=0.5, good=0.7),
+    "dictionary_share": Ramp(bad=0.6, good=0.85),
     "distinct_bigrams": Ramp(bad=0.35, good=0.6),
     "compression_ratio": Ramp(bad=0.3, good=0.42),
     "prompt_overlap": Ramp(bad=0.5, good=0.15),
