@@ -6,6 +6,7 @@ import statistics
 
 from django.db import transaction
 
+from grader.labs.llm import FLUENCY_GATES_KEY
 from grader.labs.llm.judge import JudgeError, judge_style
 from labs import lifecycle
 from labs.models import Evaluation, EvaluationStatus
@@ -24,10 +25,15 @@ def score_style_with_llm(evaluation_id: int) -> str:
     if evaluation.status != EvaluationStatus.SUCCEEDED or not options.get("judge_url") or not evaluation.judge_inputs:
         return "nothing-to-judge"
     scores: dict[str, list[float]] = {}
+    gates = evaluation.judge_inputs.get(FLUENCY_GATES_KEY) or {}
     try:
-        for split, answers in evaluation.judge_inputs.items():
+        for split in ("public", "private"):
+            answers = evaluation.judge_inputs.get(split)
+            if answers is None:
+                continue
             scores[split] = judge_style(
                 answers,
+                gates=gates.get(split),
                 base_url=options["judge_url"],
                 api_key=os.environ.get(options.get("judge_key_env", "LLM_JUDGE_API_KEY"), ""),
                 model=options.get("judge_model", "judge"),

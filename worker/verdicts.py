@@ -7,11 +7,13 @@ out of time or memory is follows the lab's bounds and the node's health.
 
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.errors import EXIT_OK, EXIT_REJECTED
+from grader.labs.llm import FLUENCY_GATES_KEY
 from grader.registry import get_lab, out_of_range
 from grader.result import parse_result
 from labs import lifecycle
@@ -56,11 +58,25 @@ def read_judge_inputs(out_dir: Path) -> dict | None:
         return None
     if not isinstance(data, dict):
         return None
-    return {
+    inputs: dict = {
         split: [str(a)[:4000] for a in answers[:200]]
         for split, answers in data.items()
         if split in ("public", "private") and isinstance(answers, list)
     }
+    gates = data.get(FLUENCY_GATES_KEY)
+    if isinstance(gates, dict):
+        # Numbers in [0, 1], one per kept answer, or none: the judge then measures the answers itself.
+        kept = {
+            split: [min(1.0, max(0.0, float(g))) for g in values]
+            for split, values in gates.items()
+            if split in inputs
+            and isinstance(values, list)
+            and len(values) == len(inputs[split])
+            and all(isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g) for g in values)
+        }
+        if kept:
+            inputs[FLUENCY_GATES_KEY] = kept
+    return inputs
 
 
 def resource_verdict(lab: Lab, evaluation: Evaluation, base: dict, *, kind: str) -> Verdict:

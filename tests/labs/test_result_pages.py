@@ -139,6 +139,35 @@ def test_llm_page_names_the_base_the_layers_adapted_and_the_notebooks_number(log
     assert "<strong>2.57</strong>: what your notebook" in body
 
 
+def test_llm_page_shows_the_fluency_parts_that_gated_each_answers_style(login, course, student):
+    from grader.labs.llm.fluency import measure
+
+    lab = make_music_lab(course, slug="lab3", kind="llm", primary_metric="cross_entropy", tiebreak_metric="style_score")
+    run = measure("Ach, the Brrrrrrrrrrrrrrrrrrrrrrrrrrrrr", "Tell me about the Force.")
+    fluent = measure("Strong with the Force, you are. Patience, you must learn.", "Tell me about the Force.")
+    samples = [
+        {
+            "kind": "text",
+            "split": "public",
+            "title": "Prompt 1",
+            "prompt": "Tell me about the Force.",
+            "text": "Ach, the Brrrrrrrrrrrrrrrrrrrrrrrrrrrrr",
+            "style_score": 0.0,
+            "classifier_score": 9.5,
+            "fluency": run.to_json(),
+            "base_text": "Strong with the Force, you are. Patience, you must learn.",
+            "base_style_score": 7.2,
+            "base_classifier_score": 7.2,
+            "base_fluency": fluent.to_json(),
+        }
+    ]
+    mine = stored(lab, student, metrics={"public": {"cross_entropy": 2.1, "style_score": 0.0}}, samples=samples)
+    body = login(student).get(reverse("labs:submission", args=[course.slug, lab.slug, mine.pk])).content.decode()
+    assert "Style classifier 9.5 × fluency gate 0.00: 3 words, dictionary words 0.33" in body
+    assert "Style classifier 7.2 × fluency gate 1.00: 10 words, dictionary words 1.00" in body
+    assert body.count("copied from the prompt") == 2
+
+
 def test_music_page_lists_the_generated_songs_for_abcjs(login, course, student):
     lab = make_music_lab(course)
     song = "X:1\nT:Reel <i>of</i> tests\nM:4/4\nK:D\n|:d2fd a2fd:|"

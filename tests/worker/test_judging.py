@@ -66,6 +66,7 @@ def evaluation(course, student, judge_url):
         judge_inputs={
             "public": ["Strong with the force, it is.", "The force is strong."],
             "private": ["Hidden answer, it is."],
+            "fluency_gates": {"public": [1.0, 1.0], "private": [1.0]},
         },
     )
 
@@ -88,3 +89,24 @@ def test_a_judge_outage_is_retried_later_and_changes_nothing(evaluation):
         StandInJudge.fail = False
     evaluation.refresh_from_db()
     assert evaluation.metrics["public"]["style_score"] == 1.0 and evaluation.status == "succeeded"
+
+
+def test_the_judges_scores_carry_the_evaluations_fluency_gates(evaluation):
+    evaluation.judge_inputs["fluency_gates"] = {"public": [0.5, 1.0], "private": [0.0]}
+    evaluation.save(update_fields=["judge_inputs"])
+    assert score_style_with_llm(evaluation.pk) == "judged"
+    evaluation.refresh_from_db()
+    assert evaluation.details["style_scores"]["public"] == [4.5, 2.0]
+    assert evaluation.metrics["private"]["style_score"] == 0.0
+
+
+def test_the_boxs_gates_are_kept_only_when_they_are_one_number_in_0_1_per_answer(tmp_path):
+    from worker.verdicts import read_judge_inputs
+
+    answers = {"public": ["a", "b"], "private": ["c"]}
+    (tmp_path / "judge_answers.json").write_text(
+        json.dumps({**answers, "fluency_gates": {"public": [0.25, 1.0], "private": [0.5, 0.5]}})
+    )
+    assert read_judge_inputs(tmp_path) == {**answers, "fluency_gates": {"public": [0.25, 1.0]}}
+    (tmp_path / "judge_answers.json").write_text(json.dumps({**answers, "fluency_gates": {"public": [9, "x"]}}))
+    assert read_judge_inputs(tmp_path) == answers

@@ -34,6 +34,7 @@ TRAIN_FILE = "train/yoda_train.jsonl"
 CLASSIFIER_FILE = "style_classifier.json"
 TEST_TEXT_FILE = "public/yoda_test_text.txt"  # the notebook's public test text, as the course package ships it
 JUDGE_ANSWERS_FILE = "judge_answers.json"  # for the worker's optional LLM judge; never shown to students
+FLUENCY_GATES_KEY = "fluency_gates"  # in JUDGE_ANSWERS_FILE: each answer's fluency gate, by split
 REFERENCE_STEPS = 300
 REFERENCE_TARGETS = ["q_proj", "v_proj"]
 # The 2026 notebook's LoraConfig lists these seven; PEFT adapts those a base has (q, k and v on LFM2) and still
@@ -361,27 +362,27 @@ class Lab(LabEvaluator):
         metrics: dict[str, dict[str, float | None]] = {}
         answers: dict[str, list[str]] = {}
         prompts: dict[str, list[str]] = {}
-        scores: dict[str, list[float]] = {}
+        judged: dict[str, list] = {}
         for split in ("public", "private"):
             info = manifest.splits[split]
             pairs: list[Pair] = read_jsonl(manifest.file(info["pairs"]))
             prompts[split] = json.loads(manifest.file(info["prompts"]).read_text())
             ce = llm_model.response_cross_entropy(model, tokenizer, pairs, device=ctx.device)
             answers[split] = llm_model.generate_answers(model, tokenizer, prompts[split], device=ctx.device)
-            scores[split] = classifier.scores(answers[split])
+            judged[split] = classifier.judge(answers[split], prompts[split])
             hidden_ll = loglik.texts_loglikelihood(model, tokenizer, [p.answer for p in pairs], device=ctx.device)
             metrics[split] = {
                 "cross_entropy": ce,
                 "test_loglikelihood": test_ll,
                 "hidden_loglikelihood": hidden_ll,
-                "style_score": sum(scores[split]) / len(scores[split]) if scores[split] else None,
+                "style_score": sum(j.score for j in judged[split]) / len(judged[split]) if judged[split] else None,
             }
             # Counts only: no hidden text reaches the logs.
             print(f"llm: {split}: {len(pairs)} answers scored, {len(prompts[split])} generated", file=sys.stderr)
 
         with llm_model.base_only(model):
             base_answers = llm_model.generate_answers(model, tokenizer, prompts["public"], device=ctx.device)
-        base_scores = classifier.scores(base_answers)
+        base_judged = classifier.judge(base_answers, prompts["public"])
 
         samples = [
             {
@@ -391,15 +392,23 @@ class Lab(LabEvaluator):
                 "prompt": prompt,
                 "text": answer,
                 "base_text": base,
-                "style_score": round(score, 3),
-                "base_style_score": round(base_score, 3),
+                "style_score": round(mine.score, 3),
+                "classifier_score": round(mine.classifier, 3),
+                "fluency": mine.fluency.to_json(),
+                "base_style_score": round(theirs.score, 3),
+                "base_classifier_score": round(theirs.classifier, 3),
+                "base_fluency": theirs.fluency.to_json(),
             }
-            for i, (prompt, answer, base, score, base_score) in enumerate(
-                zip(prompts["public"], answers["public"], base_answers, scores["public"], base_scores, strict=True)
+            for i, (prompt, answer, base, mine, theirs) in enumerate(
+                zip(prompts["public"], answers["public"], base_answers, judged["public"], base_judged, strict=True)
             )
         ]
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.out_dir / JUDGE_ANSWERS_FILE).write_text(json.dumps(answers, ensure_ascii=False))
+        # The gates go with the answers so that the LLM judge, which never sees the prompts, gates its score alike.
+        gates = {split: [round(j.fluency.gate, 4) for j in judged[split]] for split in judged}
+        (ctx.out_dir / JUDGE_ANSWERS_FILE).write_text(
+            json.dumps({**answers, FLUENCY_GATES_KEY: gates}, ensure_ascii=False)
+        )
         return EvaluationOutput(
             metrics=metrics,
             samples=samples,
@@ -414,8 +423,11 @@ class Lab(LabEvaluator):
                     "text_sha256": hashlib.sha256(test_text.encode()).hexdigest() if test_text else None,
                 },
                 "style_judge": "offline-classifier",
-                "style_scores": {"public": [round(s, 4) for s in scores["public"]]},
-                "base_style_score": {"public": sum(base_scores) / len(base_scores) if base_scores else None},
+                "style_scores": {"public": [round(j.score, 4) for j in judged["public"]]},
+                "fluency_gates": {"public": gates["public"]},
+                "base_style_score": {
+                    "public": sum(j.score for j in base_judged) / len(base_judged) if base_judged else None
+                },
                 "max_new_tokens": llm_model.MAX_NEW_TOKENS,
                 "max_sequence_tokens": llm_model.MAX_SEQ_TOKENS,
             },

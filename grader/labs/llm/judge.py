@@ -8,6 +8,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
+from grader.labs.llm.fluency import measure
+
 JUDGE_SYSTEM_PROMPT = (
     "You rate how much a text sounds like Yoda from Star Wars: inverted word order (object or complement before "
     "subject and verb, as in 'Strong with the Force, you are'), Yoda's interjections ('Hmm', 'Yes'), and his "
@@ -94,17 +96,31 @@ def judge_style(
     timeout: float = 30.0,
     max_retries: int = 3,
     backoff_s: float = 1.0,
+    gates: Sequence[float] | None = None,
 ) -> list[float]:
-    """Score each answer 0-10 with the LLM judge; raises ``JudgeError`` once an answer fails ``max_retries`` times."""
+    """Score each answer 0-10 with the LLM judge, times its fluency gate, as the offline classifier's score is.
+
+    ``gates`` are the ones the evaluation measured against each answer's prompt; without them each answer is
+    measured here alone (its prompt unknown). An answer gated to 0 is not sent. Raises ``JudgeError`` once an
+    answer fails ``max_retries`` times.
+    """
+    if gates is None:
+        gates = [measure(answer).gate for answer in answers]
+    if len(gates) != len(answers):
+        raise ValueError("one fluency gate per answer is needed")
     scores: list[float] = []
-    for index, answer in enumerate(answers):
+    for index, (answer, gate) in enumerate(zip(answers, gates, strict=True)):
+        if gate <= 0:
+            # A judge model can be talked into rating degenerate text highly; no call can change a zero.
+            scores.append(0.0)
+            continue
         last_error = "no attempt"
         for attempt in range(max_retries + 1):
             if attempt:
                 time.sleep(backoff_s * 2 ** (attempt - 1))
             try:
                 content = _ask(answer, base_url=base_url, api_key=api_key, model=model, timeout=timeout)
-                scores.append(float(parse_score(content)))
+                scores.append(float(parse_score(content)) * gate)
                 break
             except urllib.error.HTTPError as exc:
                 last_error = f"HTTP {exc.code}"

@@ -1,4 +1,4 @@
-"""The offline Yoda-style classifier: character n-gram TF-IDF and logistic regression, stored as plain JSON."""
+"""The offline Yoda-style judge: a character n-gram TF-IDF logistic regression (plain JSON) gated on fluency."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from grader.labs.llm.fluency import Fluency, gated, measure
 
 FORMAT = 1
 NGRAM_RANGE = (2, 4)
@@ -28,6 +30,15 @@ def char_ngrams(text: str, lo: int = NGRAM_RANGE[0], hi: int = NGRAM_RANGE[1]) -
         for n in range(lo, hi + 1):
             grams.extend(padded[i : i + n] for i in range(max(1, len(padded) - n + 1)))
     return grams
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One answer's style score (0-10), with the classifier's score and the fluency that gated it."""
+
+    classifier: float
+    fluency: Fluency
+    score: float
 
 
 @dataclass
@@ -57,8 +68,22 @@ class StyleClassifier:
         return [float(p) for p in 1.0 / (1.0 + np.exp(-z))]
 
     def scores(self, texts: Sequence[str]) -> list[float]:
-        """The lab's 0-10 style score of each text."""
+        """The classifier's 0-10 style score of each text, before the fluency gate."""
         return [10.0 * p for p in self.probability(texts)]
+
+    def judge(self, answers: Sequence[str], prompts: Sequence[str]) -> list[Judged]:
+        """The lab's style score of each answer to its prompt: the classifier's, times the answer's fluency gate.
+
+        Character n-grams alone reward whatever is full of Yoda's letters, a run of "Hmm" or "Brrrr" included;
+        the gate keeps the score for text that reads as language and is not the prompt handed back.
+        """
+        if len(answers) != len(prompts):
+            raise ValueError("one prompt per answer is needed")
+        fluency = [measure(a, p) for a, p in zip(answers, prompts, strict=True)]
+        raw = self.scores(answers)
+        return [
+            Judged(classifier=c, fluency=f, score=s) for c, f, s in zip(raw, fluency, gated(raw, fluency), strict=True)
+        ]
 
     def to_json(self) -> dict:
         return {
