@@ -5,9 +5,6 @@ and its own access key to the bucket (moto's S3 server on loopback, which record
 """
 
 import hashlib
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,48 +14,13 @@ from django.utils import timezone
 
 from labs.models import Evaluation, Submission
 from labs.selectors import leaderboard_for
-from tests.e2e.conftest import REPO, WorkerProcess, wait_for, worker_env
+from tests.e2e.conftest import WebProcess, WorkerProcess, wait_for
 from tests.factories import make_music_lab, music_dataset, save_lstm, token_for
-from tests.faults.conftest import free_port
 from tests.object_storage import storage_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(420)]
 
 LEASE_SECONDS = 4
-
-
-class WebProcess:
-    """The site under gunicorn on a loopback port."""
-
-    def __init__(self, log_path: Path, **env):
-        self.log_path = log_path
-        self.url = f"http://127.0.0.1:{free_port()}"
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", self.url.removeprefix("http://")]
-                + ["--workers", "1", "--threads", "4", "--timeout", "120"],
-                cwd=REPO,
-                env=worker_env(**env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_ready(self) -> None:
-        def answers() -> bool:
-            try:
-                urllib.request.urlopen(f"{self.url}/api/openapi.json", timeout=2)  # noqa: S310 - loopback
-                return True
-            except OSError:
-                return self.process.poll() is not None  # died: stop waiting, the assertion below says so
-
-        wait_for(answers, timeout=60, interval=0.3, what="gunicorn")
-        assert self.process.poll() is None, self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -84,8 +46,7 @@ def web(s3_server, private_bucket, clean_broker, tmp_path):
     server.wait_ready()
     yield server
     server.stop()
-    log = (tmp_path / "web.log").read_text(errors="replace")
-    assert "Traceback" not in log, log[-3000:]
+    assert "Traceback" not in server.log(), server.log()[-3000:]
 
 
 @pytest.fixture
