@@ -6,7 +6,6 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-import boto3
 import pytest
 
 REGION = "us-east-1"
@@ -33,7 +32,7 @@ class S3Server:
     """moto's S3 in a thread of this process, reached over real HTTP by this process and by its children."""
 
     def __init__(self):
-        # Imported here: every test session loads these fixtures, few tests start the server.
+        # Imported here (as boto3 below): every test session loads these fixtures, few tests start the server.
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
@@ -67,6 +66,8 @@ class S3Server:
         self._thread.join(timeout=10)
 
     def client(self, access_key: str = "staff"):
+        import boto3
+
         return boto3.client(
             "s3",
             endpoint_url=self.url,
