@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import threading
+import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -62,8 +63,12 @@ class S3Server:
         return self
 
     def stop(self) -> None:
+        from moto.backends import get_backend
+
         self._server.shutdown()
         self._thread.join(timeout=10)
+        # moto keeps its buckets in this process's memory, not per server: the next test starts from none.
+        get_backend("s3").reset()
 
     def client(self, access_key: str = "staff"):
         import boto3
@@ -140,7 +145,7 @@ def s3_server():
 def private_bucket(s3_server, settings, monkeypatch):
     """A fresh bucket that this process's default storage uses, configured as the settings do from the environment;
     this process signs as ``staff`` (what a TA's management command on the web container would do)."""
-    bucket = f"course-private-{os.getpid()}-{threading.get_native_id()}"
+    bucket = f"course-private-{uuid.uuid4().hex[:12]}"
     s3_server.client().create_bucket(Bucket=bucket)
     env = storage_environment(s3_server, bucket, "staff")
     for name, value in env.items():
