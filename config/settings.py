@@ -158,6 +158,10 @@ STATICFILES_FINDERS = [
     "config.vendor_files.VendorFinder",
 ]
 
+# Uploads never sit whole in memory: anything over 2.5 MB streams to a temporary file.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
 # Private storage: every upload (artifacts, slides, reviews) is served only through permission-checked views.
 PRIVATE_STORAGE_S3_BUCKET = os.environ.get("PRIVATE_STORAGE_S3_BUCKET", "")
 if PRIVATE_STORAGE_S3_BUCKET:
@@ -170,6 +174,10 @@ if PRIVATE_STORAGE_S3_BUCKET:
             "default_acl": "private",
             "querystring_auth": True,
             "file_overwrite": False,
+            # An object opened for reading (a dataset archive, an artifact) is downloaded whole before it is read;
+            # django-storages keeps it in memory unless told where to spill, and a grading node must not hold a
+            # dataset of gigabytes in RAM. Past this size it spills to FILE_UPLOAD_TEMP_DIR.
+            "max_memory_size": FILE_UPLOAD_MAX_MEMORY_SIZE,
         },
     }
 else:
@@ -193,9 +201,6 @@ MEDIA_ROOT = VAR_DIR / "private"
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 FILE_UPLOAD_TEMP_DIR = os.environ.get("FILE_UPLOAD_TEMP_DIR") or None
-# Uploads never sit whole in memory: anything over 2.5 MB streams to a temporary file.
-FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "course-platform@localhost")

@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from courses.models import Course, Deadline, Membership, Role
 
-# The real Docker Engine the Docker sandbox's tests run against (started once per session, when needed).
-pytest_plugins = ["tests.docker_engine"]
+# The real Docker Engine the Docker sandbox's tests run against (started once per session, when needed), and an
+# S3-compatible server on loopback for private storage in a bucket.
+pytest_plugins = ["tests.docker_engine", "tests.object_storage"]
 
 User = get_user_model()
 PASSWORD = "correct horse battery staple"

@@ -1,68 +1,27 @@
 """schemathesis fuzzes the token API, described by the site's own OpenAPI document, against a running server."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import worker_env
+from tests.e2e.conftest import REPO, WebProcess
 from tests.factories import make_music_lab, token_for
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def server(transactional_db, tmp_path):
-    port = free_port()
-    log = (tmp_path / "server.log").open("wb")
-    env = worker_env(API_UPLOAD_RATE_LIMIT="", ALLOWED_HOSTS="127.0.0.1,localhost")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--timeout",
-            "60",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    web = WebProcess(
+        tmp_path / "server.log", workers=2, threads=1, API_UPLOAD_RATE_LIMIT="", ALLOWED_HOSTS="127.0.0.1,localhost"
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/openapi.json", timeout=2)  # noqa: S310 - loopback
-            break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail((tmp_path / "server.log").read_text())
-    yield base
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
-    text = (tmp_path / "server.log").read_text(errors="replace")
-    assert "Traceback" not in text, text[-3000:]
+    web.wait_ready()
+    yield web.url
+    web.stop()
+    assert "Traceback" not in web.log(), web.log()[-3000:]
 
 
 def test_the_token_api_survives_fuzzing_without_5xx_or_off_schema_answers(server, course, student):

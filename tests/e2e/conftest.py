@@ -1,10 +1,13 @@
-"""A real Celery worker process, against the test database, Redis and the bubblewrap sandbox."""
+"""Real Celery worker processes and a gunicorn web process, against the test database, Redis and the bubblewrap
+sandbox."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,12 @@ from django.conf import settings
 from django.db import connection
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def worker_env(**extra) -> dict:
@@ -74,6 +83,43 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.log.close()
+
+
+class WebProcess:
+    """The site under gunicorn on a loopback port, against the same database and broker as the workers."""
+
+    def __init__(self, log_path: Path, *, workers: int = 1, threads: int = 4, **env):
+        self.log_path = log_path
+        self.url = f"http://127.0.0.1:{free_port()}"
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", self.url.removeprefix("http://")]
+                + ["--workers", str(workers), "--threads", str(threads), "--timeout", "120"],
+                cwd=REPO,
+                env=worker_env(**env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self) -> None:
+        def answers() -> bool:
+            try:
+                urllib.request.urlopen(f"{self.url}/api/openapi.json", timeout=2)  # noqa: S310 - loopback
+                return True
+            except OSError:
+                return self.process.poll() is not None  # died: stop waiting, the assertion below says so
+
+        wait_for(answers, timeout=60, interval=0.3, what="gunicorn")
+        assert self.process.poll() is None, self.log()[-3000:]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,15 +13,9 @@ import pytest
 import redis
 from django.db import connection
 
-from tests.e2e.conftest import WorkerProcess
+from tests.e2e.conftest import WorkerProcess, free_port
 
 SERVER_START_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ThrowawayRedis:
