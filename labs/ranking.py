@@ -70,22 +70,6 @@ def _results_sql(lab: Lab) -> tuple[str, list]:
     return sql, params
 
 
-def device_class_of(lab: Lab) -> str:
-    """Rule 2: the class a board ranks; one small grouped query when the lab does not name one."""
-    if lab.device_class:
-        return lab.device_class
-    results, params = _results_sql(lab)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH results AS ({results}) SELECT device_class, COUNT(*) FROM results "  # noqa: S608
-            "WHERE newest = 1 AND device_class <> '' GROUP BY device_class",
-            params,
-        )
-        counts = dict(cursor.fetchall())
-    # Chosen in Python so that a tie goes to the first by code point, whatever the database's collation.
-    return max(sorted(counts), key=counts.__getitem__) if counts else ""
-
-
 def _order(value: str, direction: str) -> str:
     """Sort terms putting a missing or non-finite value last, then the better value first."""
     finite = f"{value} BETWEEN -{_FINITE_MAX} AND {_FINITE_MAX}"
@@ -102,7 +86,13 @@ def ranked_rows(
     """The selected rows of the board in order, the number of rows of the whole board, and her position on it."""
     selection = selection or Selection()
     results, params = _results_sql(lab)
-    params.append(device_class_of(lab))
+    if lab.device_class:
+        device = "%s"
+        params.append(lab.device_class)
+    else:
+        device = "COALESCE((SELECT device_class FROM usual), '')"
+    # A tie between classes goes to the first by code point, whatever the database's default collation.
+    by_code_point = 'COLLATE "C"' if connection.vendor == "postgresql" else "COLLATE BINARY"
     late = "" if include_late else "AND NOT late"
     score, tiebreak = (
         ("private_score", "private_tiebreak") if split == "private" else ("public_score", "public_tiebreak")
@@ -127,9 +117,13 @@ def ranked_rows(
     # the end, in the same query.
     sql = f"""
         WITH results AS ({results}),
+        usual AS (
+            SELECT device_class FROM results WHERE newest = 1 AND device_class <> ''
+            GROUP BY device_class ORDER BY COUNT(*) DESC, device_class {by_code_point} LIMIT 1
+        ),
         counted AS (
             SELECT * FROM results
-            WHERE newest = 1 AND (device_class = %s OR device_class = '') {late}
+            WHERE newest = 1 AND (device_class = {device} OR device_class = '') {late}
         ),
         entries AS (
             SELECT *, ROW_NUMBER() OVER (PARTITION BY member_id, baseline_label ORDER BY {choice_order}) AS pick
