@@ -250,6 +250,22 @@ class Evaluation(models.Model):
         indexes = [
             models.Index(fields=["status", "lease_expires_at"]),
             models.Index(fields=["status", "sent_at"]),
+            # The leaderboard's scan (labs.ranking): newest succeeded result per submission, with every column the
+            # ranking reads, so PostgreSQL answers from the index without reading the wide rows (logs, samples).
+            models.Index(
+                fields=["submission", "-id"],
+                include=[
+                    "public_score",
+                    "private_score",
+                    "public_tiebreak",
+                    "private_tiebreak",
+                    "device_class",
+                    "finished_at",
+                    "base_model_sha256",
+                ],
+                condition=Q(status="succeeded"),
+                name="succeeded_newest_first",
+            ),
         ]
 
     def __str__(self) -> str:

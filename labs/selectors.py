@@ -8,7 +8,8 @@ from django.db.models import Avg, Count, Prefetch
 
 from courses.models import Course, Membership
 from grader.registry import get_lab, metric_spec
-from labs.models import BaseModel, Evaluation, EvaluationStatus, Lab, Submission
+from labs import ranking
+from labs.models import Evaluation, EvaluationStatus, Lab, Submission
 
 
 @dataclass
@@ -25,6 +26,8 @@ class LeaderboardRow:
     baseline: bool = False
     rank: int | None = None
     is_viewer: bool = False
+    position: int = 0  # place on the whole board, baselines included
+    gap_before: bool = False  # rows of the board lie between this one and the one shown before it
 
 
 @dataclass
@@ -34,120 +37,115 @@ class Leaderboard:
     rows: list[LeaderboardRow] = field(default_factory=list)
     private_visible: bool = False
     frozen: bool = False
+    total: int = 0  # rows of the whole board, baselines included
+    page: int | None = None  # None: every row is in ``rows``
+    pages: int = 1
+    per_page: int = 0
+    viewer_position: int | None = None
+
+    @property
+    def viewer_page(self) -> int | None:
+        if self.viewer_position is None or not self.per_page:
+            return None
+        return (self.viewer_position - 1) // self.per_page + 1
 
 
-def current_results(lab: Lab, *, before: datetime | None = None) -> dict[int, Evaluation]:
-    """Per submission, its most recent succeeded evaluation: one query, whatever the number of submissions."""
-    evaluations = (
-        Evaluation.objects.filter(submission__lab=lab, status=EvaluationStatus.SUCCEEDED)
-        .select_related("submission__member__user")
-        # Logs, samples and tables are not shown on a leaderboard; loading them for every row is most of the cost.
-        .defer("staff_log", "log_tail", "samples", "details", "groups", "judge_inputs", "error_message")
-        .order_by("submission_id", "-id")
-    )
-    if before is not None:
-        evaluations = evaluations.filter(finished_at__lte=before)
-    if lab.base_model_id:
-        # Scores on one base model say nothing of another: only results on the lab's current base are ranked.
-        evaluations = evaluations.filter(
-            base_model_sha256=BaseModel.objects.filter(pk=lab.base_model_id).values("config_sha256")[:1]
-        )
-    result: dict[int, Evaluation] = {}
-    for evaluation in evaluations:
-        result.setdefault(evaluation.submission_id, evaluation)
-    # Metrics are comparable only within one device class (CPU, or one GPU type): rank one class, never a mix.
-    device_class = lab.device_class or _usual_device_class(result.values())
-    return {pk: e for pk, e in result.items() if e.device_class == device_class or not e.device_class}
-
-
-def _usual_device_class(evaluations) -> str:
-    counts: dict[str, int] = {}
-    for evaluation in evaluations:
-        if evaluation.device_class:
-            counts[evaluation.device_class] = counts.get(evaluation.device_class, 0) + 1
-    return max(sorted(counts), key=counts.__getitem__) if counts else ""
-
-
-def _better(lab: Lab, a: float | None, b: float | None) -> bool:
-    if a is None:
-        return False
-    if b is None:
-        return True
-    return a < b if lab.primary_direction == "min" else a > b
-
-
-def _sort_key(lab: Lab, score: float | None, tiebreak: float | None, received_at: datetime):
-    def signed(value, direction):
-        if value is None or not math.isfinite(value):
-            return math.inf
-        return value if direction == "min" else -value
-
-    return (signed(score, lab.primary_direction), signed(tiebreak, lab.tiebreak_direction), received_at)
+# A page shows this many rows of the board; her own entry is shown on every page with this many rows either side.
+PER_PAGE = 50
+NEIGHBOURS = 2
 
 
 def private_visible_to(lab: Lab, member: Membership | None) -> bool:
     return lab.private_released_at is not None or bool(member and member.is_staff_role)
 
 
-def leaderboard_for(*, lab: Lab, split: str, viewer: Membership | None, include_late: bool = True) -> Leaderboard:
-    """Ranking: primary metric, then the tie-break metric, then the earliest received_at.
+def leaderboard_for(
+    *,
+    lab: Lab,
+    split: str,
+    viewer: Membership | None,
+    include_late: bool = True,
+    page: int | None = None,
+    per_page: int = PER_PAGE,
+) -> Leaderboard:
+    """The board as ``labs.ranking`` orders it (primary, tie-break, earliest received_at), seen by ``viewer``.
 
     Each student's entry is her submission marked final, else her best by public score. Private scores are
     shown only once released (staff see them before, to check). ``include_late=False`` (prizes, unless a prize
-    says otherwise) leaves out work the deadline rule judged late at arrival.
+    says otherwise) leaves out work the deadline rule judged late at arrival. Without ``page`` every row is loaded
+    (prizes, exports); with it, the page's rows, every baseline, and the viewer's entry with its neighbours.
     """
     private_ok = private_visible_to(lab, viewer)
     if split == "private" and not private_ok:
         split = "public"
-    results = current_results(lab, before=lab.frozen_at)
-    chosen: dict[int, Evaluation] = {}
-    finals = set(Submission.objects.filter(lab=lab, is_final=True).values_list("pk", flat=True))
-    baselines = []
-    for evaluation in results.values():
-        submission = evaluation.submission
-        if submission.late and not include_late:
-            continue
-        if submission.baseline_label:
-            baselines.append(evaluation)
-            continue
-        held = chosen.get(submission.member_id)
-        if held is None:
-            chosen[submission.member_id] = evaluation
-            continue
-        held_final = held.submission_id in finals
-        this_final = submission.pk in finals
-        if this_final and not held_final:
-            chosen[submission.member_id] = evaluation
-        elif this_final == held_final and (
-            _better(lab, evaluation.public_score, held.public_score)
-            or (evaluation.public_score == held.public_score and submission.received_at < held.submission.received_at)
-        ):
-            chosen[submission.member_id] = evaluation
-
-    def entry(evaluation: Evaluation, baseline: bool) -> LeaderboardRow:
-        submission = evaluation.submission
-        score = evaluation.private_score if split == "private" else evaluation.public_score
-        tiebreak = evaluation.private_tiebreak if split == "private" else evaluation.public_tiebreak
-        return LeaderboardRow(
-            name=submission.baseline_label if baseline else submission.member.public_name,
-            submission_id=submission.pk,
-            member_id=submission.member_id,
-            received_at=submission.received_at,
-            score=score,
-            tiebreak=tiebreak,
-            metrics=(evaluation.metrics or {}).get(split, {}),
-            baseline=baseline,
-            is_viewer=bool(viewer and submission.member_id == viewer.pk and not baseline),
+    selection = ranking.Selection()
+    if page is not None:
+        page = max(page, 1)
+        selection = ranking.Selection(
+            first=(page - 1) * per_page + 1,
+            last=page * per_page,
+            member_id=viewer.pk if viewer is not None and viewer.pk else None,
+            around=NEIGHBOURS,
         )
-
-    rows = [entry(e, False) for e in chosen.values()] + [entry(e, True) for e in baselines]
-    rows.sort(key=lambda r: _sort_key(lab, r.score, r.tiebreak, r.received_at))
-    rank = 0
-    for row in rows:
-        if not row.baseline:
-            rank += 1
-            row.rank = rank
-    return Leaderboard(lab=lab, split=split, rows=rows, private_visible=private_ok, frozen=lab.frozen_at is not None)
+    ranked, total, viewer_position = ranking.ranked_rows(
+        lab=lab, split=split, include_late=include_late, selection=selection
+    )
+    evaluations = (
+        Evaluation.objects.select_related("submission__member__user")
+        .only(
+            "id",
+            "metrics",
+            "public_score",
+            "private_score",
+            "public_tiebreak",
+            "private_tiebreak",
+            "submission__id",
+            "submission__member_id",
+            "submission__received_at",
+            "submission__baseline_label",
+            "submission__member__display_name",
+            "submission__member__show_real_name",
+            "submission__member__user__first_name",
+            "submission__member__user__last_name",
+        )
+        .in_bulk([r.evaluation_id for r in ranked])
+    )
+    rows = []
+    for placed in ranked:
+        evaluation = evaluations[placed.evaluation_id]
+        submission = evaluation.submission
+        baseline = placed.rank is None
+        private = split == "private"
+        rows.append(
+            LeaderboardRow(
+                name=submission.baseline_label if baseline else submission.member.public_name,
+                submission_id=submission.pk,
+                member_id=submission.member_id,
+                received_at=submission.received_at,
+                score=evaluation.private_score if private else evaluation.public_score,
+                tiebreak=evaluation.private_tiebreak if private else evaluation.public_tiebreak,
+                metrics=(evaluation.metrics or {}).get(split, {}),
+                baseline=baseline,
+                rank=placed.rank,
+                is_viewer=bool(viewer and submission.member_id == viewer.pk and not baseline),
+                position=placed.position,
+                gap_before=bool(rows)
+                and placed.position != rows[-1].position + 1
+                or (not rows and placed.position != 1),
+            )
+        )
+    return Leaderboard(
+        lab=lab,
+        split=split,
+        rows=rows,
+        private_visible=private_ok,
+        frozen=lab.frozen_at is not None,
+        total=total,
+        page=page,
+        pages=max(math.ceil(total / per_page), 1) if page is not None else 1,
+        per_page=per_page if page is not None else 0,
+        viewer_position=viewer_position,
+    )
 
 
 def her_submissions(*, lab: Lab, member: Membership) -> list[Submission]:

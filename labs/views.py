@@ -180,7 +180,11 @@ def artifact_file(request, lab_slug: str, pk: int, name: str):
 def leaderboard(request, lab_slug: str):
     lab = _lab(request, lab_slug)
     split = request.GET.get("split", "public")
-    board = selectors.leaderboard_for(lab=lab, split=split, viewer=request.member)
+    try:
+        page = int(request.GET.get("page", "1"))
+    except ValueError:
+        page = 1
+    board = selectors.leaderboard_for(lab=lab, split=split, viewer=request.member, page=page)
     columns = selectors.leaderboard_columns(lab)
     return render(
         request, "labs/leaderboard.html", {"course": request.course, "lab": lab, "board": board, "columns": columns}

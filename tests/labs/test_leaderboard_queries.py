@@ -1,5 +1,6 @@
 """The leaderboard page costs the same number of queries with ten submissions as with two thousand."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -109,11 +110,19 @@ def add_baseline(lab, owner) -> None:
     )
 
 
-def render(client, lab) -> tuple[int, str]:
+def render(client, lab, query: str = "") -> tuple[int, str]:
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(f"/courses/{lab.course.slug}/labs/{lab.slug}/leaderboard/")
+        response = client.get(f"/courses/{lab.course.slug}/labs/{lab.slug}/leaderboard/{query}")
     assert response.status_code == 200
     return len(queries.captured_queries), response.content.decode()
+
+
+ROW = re.compile(r'<tr class="(?P<kind>[^"]*)">\s*<td class="num">(?P<rank>[^<]*)</td>\s*<td[^>]*>(?P<name>[^<]*)')
+
+
+def shown(page: str) -> list[tuple[str, str, str]]:
+    """(rank or "—", name, row kind) of each row the page shows, gap markers included."""
+    return [(m["rank"], m["name"].strip(), m["kind"].strip()) for m in ROW.finditer(page)]
 
 
 @pytest.mark.django_db
@@ -132,5 +141,38 @@ def test_leaderboard_page_runs_as_many_queries_for_2000_submissions_as_for_10(
     assert Submission.objects.filter(lab=lab, baseline_label="").count() == 2000
     with django_assert_num_queries(small):
         response = client.get(f"/courses/{course.slug}/labs/{lab.slug}/leaderboard/")
-    page = response.content.decode()
-    assert page.count('<tr class="') == 604 + 1 and page.count("rusher-") == 2 + 400 and "Reference LSTM" in page
+    rows = shown(response.content.decode())
+    # The top fifty of 604 students, then a gap and the baseline further down, on the first of 13 pages.
+    assert [rank for rank, _, kind in rows if kind == ""] == [str(n) for n in range(1, 51)]
+    assert [(name, kind) for _, name, kind in rows[50:]] == [("more rows", "gap"), ("Reference LSTM", "baseline")]
+    assert "Page 1 of 13 (605 rows)" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_every_row_of_a_long_board_is_found_on_some_page_exactly_once(course, student, ta, login):
+    lab = make_music_lab(course)
+    add_baseline(lab, ta)
+    fill_leaderboard(lab, submissions=400, members=120)
+    client = login(ta)
+    ranks = []
+    for number in range(1, 4):
+        _, page = render(client, lab, f"?page={number}")
+        ranks += [int(rank) for rank, _, kind in shown(page) if kind == ""]
+    assert ranks == list(range(1, 121))
+    _, past_the_end = render(client, lab, "?page=9")
+    assert [kind for _, _, kind in shown(past_the_end)] == ["gap", "baseline"]
+
+
+@pytest.mark.django_db
+def test_her_entry_and_its_neighbours_are_on_every_page_she_opens(course, login):
+    lab = make_music_lab(course)
+    people = fill_leaderboard(lab, submissions=300, members=300)
+    her = max(people, key=lambda m: Evaluation.objects.get(submission__member=m).public_score)  # bpc: she is last
+    client = login(her)
+    for query in ("", "?page=3", "?page=oops"):
+        _, page = render(client, lab, query)
+        rows = shown(page)
+        mine = [row for row in rows if row[2] == "me"]
+        assert len(mine) == 1 and mine[0][0] == "300"
+        # Her two neighbours above; nobody below her; a gap separates them from the page's own rows.
+        assert [rank for rank, _, _ in rows[-3:]] == ["298", "299", "300"] and rows[-4][2] == "gap"
