@@ -279,8 +279,13 @@ CELERY_BEAT_SCHEDULE = {
 
 # Grading: where the worker keeps its node-local copies, and how it sandboxes the grader.
 SANDBOX_BACKEND = os.environ.get("SANDBOX_BACKEND", "bubblewrap")
-# Each worker process keeps the next job's sandbox started, its imports done, so a job pays no interpreter start.
+# Each worker process keeps a sandbox started for each lab it serves, its imports done and its dataset verified, so
+# a job of any lab pays no interpreter start; each box still serves exactly one job and is replaced after it.
 SANDBOX_PREWARM = env_bool("SANDBOX_PREWARM", True)
+# At most this many idle boxes per worker process (one per lab it serves: three covers the course's labs) ...
+SANDBOX_WARM_BOXES = int(os.environ.get("SANDBOX_WARM_BOXES", "3"))
+# ... holding at most this much memory together (MB, measured from each box's cgroup once it is ready).
+SANDBOX_WARM_MEMORY_MB = int(os.environ.get("SANDBOX_WARM_MEMORY_MB", "3072"))
 SANDBOX_STARTUP_SECONDS = int(os.environ.get("SANDBOX_STARTUP_SECONDS", "300"))
 SANDBOX_DOCKER_IMAGE = os.environ.get("SANDBOX_DOCKER_IMAGE", "course-platform-grader:latest")
 SANDBOX_DOCKER_URL = os.environ.get("SANDBOX_DOCKER_URL", "unix:///var/run/docker.sock")

@@ -96,8 +96,12 @@ def run_evaluation(
     device: str = "cpu",
     seed: int = 0,
     options: dict[str, Any] | None = None,
+    verified: Manifest | None = None,
 ) -> int:
-    """Evaluate one submission, always write OUT/result.json, and return the exit code."""
+    """Evaluate one submission, always write OUT/result.json, and return the exit code.
+
+    ``verified``: the manifest of ``data``, already verified by this process (a warm box opened it ahead).
+    """
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     lab: LabEvaluator | None = None
@@ -108,7 +112,11 @@ def run_evaluation(
     fields: dict[str, Any] = {}
     try:
         lab = get_lab(lab_name)
-        manifest = load_manifest(_resolve_data_dir(data, lab_name), verify=True)
+        data_dir = _resolve_data_dir(data, lab_name)
+        if verified is not None and verified.path == data_dir:
+            manifest = verified
+        else:
+            manifest = load_manifest(data_dir, verify=True)
         if manifest.lab != lab_name:
             raise GraderFault("dataset_wrong_lab", f"dataset {manifest.name!r} is for lab {manifest.lab!r}")
         device_class = _device_class(device)
@@ -274,45 +282,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_one(args: argparse.Namespace) -> int:
-    lab = get_lab(args.lab)
-    try:  # the heavy import is what warming up is for
-        import torch  # noqa: F401
-    except ImportError:
-        pass
-    from grader.result import _validator
-    from grader.safetensors_io import load_tensors  # noqa: F401 - imported now, not on the job's clock
+    from grader.serve import serve_one  # the warm box's entry point, with its warm-up
 
-    _validator()  # compiling the result schema is part of warming up too
-    _seed_everything(0)  # torch's first seeding costs over a second; the job seeds again with its own seed
-    warm = getattr(lab, "warm_up", None)
-    if callable(warm):
-        warm()
-    print("ready", flush=True)
-    line = sys.stdin.readline()
-    try:
-        job = json.loads(line)
-        if not isinstance(job, dict):
-            raise ValueError("the job must be a JSON object")
-        unknown = set(job) - {"submission", "data", "out", "device", "seed", "options"}
-        if unknown:
-            raise ValueError(f"unknown job keys {sorted(unknown)}")
-        device = job.get("device", "cpu")
-        seed = job.get("seed", 0)
-        options = job.get("options") or {}
-        if device not in ("cpu", "cuda") or not isinstance(seed, int) or not isinstance(options, dict):
-            raise ValueError("bad device, seed or options")
-        submission, data, out = Path(job["submission"]), Path(job["data"]), Path(job["out"])
-    except (ValueError, KeyError, TypeError) as exc:
-        print(f"bad job line: {exc}", file=sys.stderr)
-        return EXIT_GRADER_FAULT
-    code = run_evaluation(
-        lab_name=args.lab, submission=submission, data=data, out=out, device=device, seed=seed, options=options
-    )
-    # result.json is written and closed: skip the interpreter's teardown (torch's takes most of a second), since
-    # this one-job process ends here anyway.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    return serve_one(args)
 
 
 def cmd_convert_keras(args: argparse.Namespace) -> int:
@@ -376,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve-one", help="warm up, print 'ready', then evaluate the one job read from stdin")
     p.add_argument("--lab", required=True, choices=labs)
+    p.add_argument("--data", type=Path, default=None, help="the dataset the job will name: verified while warming")
+    p.add_argument(
+        "--warm-cuda", action="store_true", help="create the CUDA context while warming (one box per GPU at most)"
+    )
     p.set_defaults(func=cmd_serve_one)
     return parser
 

@@ -4,28 +4,33 @@ Only the holder of the current claim token may write the result, so a redelivere
 grade twice; every path ends the evaluation in exactly one state.
 """
 
-import hashlib
-import json
 import logging
-import os
 import shutil
 import socket
 import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import connections
 
-from grader.registry import get_lab
+from grader.registry import get_lab  # noqa: F401 - tests replace a lab's methods through this name
 from labs import lifecycle
 from labs.models import Evaluation, EvaluationStatus, Lab
-from worker.datasets import DatasetUnavailable, cached_dataset, require_box_readable
+from worker import warming
+from worker.datasets import DatasetUnavailable, cached_dataset
 from worker.health import node_health
-from worker.sandbox import Limits, Mount, Outcome, RunningSandbox, Sandbox, SandboxUnavailable, get_sandbox
-from worker.sandbox.account import sandbox_user
+from worker.jobs import (  # noqa: F401 - one job's box, as callers of the grading flow know its parts
+    base_model_dir,
+    fill_submission,
+    job_line,
+    limits_for,
+    mounts_for,
+    new_job_dir,
+    start_sandbox,
+    warm_key,
+)
+from worker.sandbox import Limits, Outcome, RunningSandbox, Sandbox, SandboxUnavailable, get_sandbox
 from worker.verdicts import (  # noqa: F401 - the verdict's names, as callers of the grading flow know them
     JOB,
     OUTPUT_FILES,
@@ -119,163 +124,6 @@ class Heartbeat(threading.Thread):
         self.stopped.set()
 
 
-def grader_options(lab: Lab) -> dict:
-    return {str(k): str(v) for k, v in (lab.evaluator_options or {}).items() if not str(k).startswith("judge_")}
-
-
-def box_gid() -> int:
-    return sandbox_user(settings.SANDBOX_USER).gid
-
-
-def new_job_dir() -> Path:
-    """A fresh job folder, the worker's alone (0700), holding an empty submission folder that only the box's group
-    may read, and an empty output folder the box never sees (its output is copied there after the run)."""
-    gid = box_gid()
-    job_dir = Path(settings.WORKER_CACHE_DIR) / "jobs" / uuid.uuid4().hex
-    job_dir.mkdir(parents=True, mode=0o700)
-    (job_dir / "submission").mkdir(mode=0o750)
-    os.chown(job_dir / "submission", -1, gid)
-    (job_dir / "out").mkdir(mode=0o700)
-    return job_dir
-
-
-def fill_submission(evaluation: Evaluation, job_dir: Path) -> None:
-    """Copy the artifact from private storage into the job; a warm sandbox sees it through its bind mount."""
-    submission_dir = job_dir / "submission"
-    gid = box_gid()
-    for item in evaluation.submission.files:
-        target = submission_dir / item["name"]
-        with default_storage.open(item["key"], "rb") as source, target.open("wb") as handle:
-            shutil.copyfileobj(source, handle, 1 << 20)
-        os.chown(target, -1, gid)
-        target.chmod(0o640)
-
-
-@dataclass
-class WarmSandbox:
-    key: tuple
-    job_dir: Path
-    running: RunningSandbox
-
-
-# At most one sandbox per worker process waits, interpreter started and imports done, for the next job of its lab.
-_warm: WarmSandbox | None = None
-warm_hits = 0
-
-
-def warm_key(lab: Lab, data_dir: Path) -> tuple:
-    base = lab.base_model.config_sha256 if lab.base_model_id else ""
-    return (lab.kind, str(data_dir), lab.time_limit_s, lab.memory_limit_mb, str(base_model_dir(lab)), base)
-
-
-def start_sandbox(sandbox: Sandbox, lab: Lab, job_dir: Path, data_dir: Path) -> RunningSandbox:
-    return sandbox.start(
-        ["python", "-m", "grader", "serve-one", "--lab", lab.kind], mounts_for(lab, job_dir, data_dir), limits_for(lab)
-    )
-
-
-def take_warm(key: tuple) -> WarmSandbox | None:
-    global _warm
-    warm, _warm = _warm, None
-    if warm is not None and warm.key != key:
-        discard(warm)
-        return None
-    return warm
-
-
-def discard(warm: WarmSandbox) -> None:
-    try:
-        warm.running.kill()
-    finally:
-        shutil.rmtree(warm.job_dir, ignore_errors=True)
-
-
-def prewarm(sandbox: Sandbox, lab: Lab, data_dir: Path) -> None:
-    """Start the next job's sandbox now, so that its interpreter's imports are done before the job arrives."""
-    global _warm
-    if not settings.SANDBOX_PREWARM or _warm is not None:
-        return
-    job_dir = new_job_dir()
-    try:
-        _warm = WarmSandbox(warm_key(lab, data_dir), job_dir, start_sandbox(sandbox, lab, job_dir, data_dir))
-    except Exception:
-        shutil.rmtree(job_dir, ignore_errors=True)
-        log.warning("could not pre-start a sandbox for lab %s", lab.slug, exc_info=True)
-
-
-def mounts_for(lab: Lab, job_dir: Path, data_dir: Path) -> list[Mount]:
-    mounts = [
-        Mount(job_dir / "submission", f"{JOB}/submission"),
-        Mount(data_dir, f"{JOB}/data"),
-        Mount(job_dir / "out", f"{JOB}/out", writable=True),
-    ]
-    base = base_model_dir(lab)
-    if base is not None:
-        require_box_readable(base, box_gid())
-        mounts.append(Mount(base, f"{JOB}/base-model"))
-    return mounts
-
-
-def base_model_dir(lab: Lab) -> Path | None:
-    """The node's copy of the lab's registered base model (a lab that declares it needs one): provisioned with the
-    node, never downloaded, named by the registration's folder (a name under BASE_MODELS_DIR, or absolute).
-
-    A folder that is missing, or whose config.json is not the one registered with the lab, is the platform's
-    fault: the node would grade on another model than the one the uploads were checked against.
-    """
-    if not get_lab(lab.kind).needs_base_model:
-        return None
-    registered = lab.base_model
-    if registered is None:
-        raise DatasetUnavailable(f"lab {lab.slug} has no base model registered; staff register one on its page")
-    base = Path(settings.BASE_MODELS_DIR) / registered.folder  # an absolute folder replaces BASE_MODELS_DIR
-    config = base / "config.json"
-    if not config.is_file():
-        raise DatasetUnavailable(f"the base model {registered.name} of lab {lab.slug} is not on this node ({base})")
-    digest = hashlib.sha256(config.read_bytes()).hexdigest()
-    if digest != registered.config_sha256:
-        raise DatasetUnavailable(
-            f"the base model folder {base} on this node has a config.json of sha256 {digest[:12]}…, but lab "
-            f"{lab.slug} registered {registered.name} with {registered.config_sha256[:12]}…; provision the "
-            "registered model on this node"
-        )
-    return base
-
-
-def job_line(lab: Lab, *, seed: int = 0) -> bytes:
-    options = grader_options(lab)
-    for key in ("base_model", "base_model_name", "base_config_sha256"):
-        options.pop(key, None)
-    if get_lab(lab.kind).needs_base_model and lab.base_model is not None:
-        options["base_model"] = f"{JOB}/base-model"
-        options["base_model_name"] = lab.base_model.name
-        options["base_config_sha256"] = lab.base_model.config_sha256
-    job = {
-        "submission": f"{JOB}/submission",
-        "data": f"{JOB}/data",
-        "out": f"{JOB}/out",
-        "device": settings.GRADER_DEVICE,
-        "seed": seed,
-        "options": options,
-    }
-    return (json.dumps(job) + "\n").encode()
-
-
-def limits_for(lab: Lab) -> Limits:
-    gpu: bool | str = settings.GRADER_GPU_ID if settings.GRADER_DEVICE == "cuda" else False
-    return Limits(
-        wall_seconds=float(lab.time_limit_s),
-        memory_bytes=lab.memory_limit_mb * 1024 * 1024,
-        pids=256,
-        file_size_bytes=256 * 1024 * 1024,
-        cpus=settings.SANDBOX_CPUS,
-        output_bytes=RESULT_MAX_BYTES * 8,
-        output_files=256,
-        output_names=OUTPUT_FILES,
-        gpu=gpu,
-    )
-
-
 class SandboxStartFailed(RuntimeError):
     """The sandbox's interpreter never became ready: the platform's fault, retried."""
 
@@ -313,16 +161,15 @@ def grade(evaluation_id: int) -> str:
         return "gave-up"
     heartbeat = Heartbeat(evaluation_id, token)
     heartbeat.start()
-    global warm_hits
     job_dir: Path | None = None
     data_dir: Path | None = None
+    warm = None
     try:
         if lab.dataset is None:
             raise DatasetUnavailable(f"lab {lab.slug} has no registered hidden dataset")
         data_dir = cached_dataset(lab.dataset)
-        warm = take_warm(warm_key(lab, data_dir))
+        warm = warming.pool().take(warm_key(lab, data_dir))
         if warm is not None:
-            warm_hits += 1
             job_dir, running = warm.job_dir, warm.running
         else:
             job_dir = new_job_dir()
@@ -342,8 +189,18 @@ def grade(evaluation_id: int) -> str:
         if job_dir is not None:
             shutil.rmtree(job_dir, ignore_errors=True)
     result = conclude(evaluation, token, verdict)
+    boxes = warming.pool()
+    log.info(
+        "evaluation %s of lab %s ran in a %s box (this process: %d warm, %d cold)",
+        evaluation_id,
+        lab.slug,
+        "warm" if warm is not None else "cold",
+        boxes.hits,
+        boxes.misses,
+    )
     if data_dir is not None:
-        prewarm(sandbox, lab, data_dir)
+        # After the result is stored: starting the replacement is not on this job's clock.
+        warming.refill(sandbox, lab)
     return result
 
 

@@ -3,6 +3,7 @@
 import logging
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown, worker_shutdown
 from django.db import close_old_connections
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,15 @@ def evaluate(evaluation_id: int) -> str:
     outcome = grade(evaluation_id)
     log.info("evaluation %s: %s", evaluation_id, outcome)
     return outcome
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def close_warm_boxes(**_) -> None:
+    """A worker process that ends kills the boxes it kept warm (prefork children and a solo pool alike)."""
+    from worker.warming import close
+
+    close()
 
 
 @shared_task(name="worker.tasks.reap", ignore_result=True)

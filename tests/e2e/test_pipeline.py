@@ -1,5 +1,7 @@
 """End to end with real parts: the API, PostgreSQL, Redis, a Celery worker process and the bubblewrap sandbox."""
 
+from pathlib import Path
+
 import pytest
 from django.utils import timezone
 
@@ -90,3 +92,41 @@ def test_worker_killed_mid_evaluation_is_requeued_by_the_reaper_and_graded_exact
     assert submission.evaluations.count() == 1
     board = leaderboard_for(lab=lab, split="public", viewer=None)
     assert [row.submission_id for row in board.rows] == [submission.pk]
+
+
+def test_a_worker_given_jobs_of_three_labs_in_alternation_starts_each_after_the_first_in_a_warm_box(
+    course, lab, student, student2, start_worker, tmp_path
+):
+    from tests.factories import submit_folder
+    from tests.faults.conftest import descendants
+
+    # Three labs with configurations of their own (so boxes of their own) on one small hidden set.
+    labs = [
+        lab,
+        make_music_lab(course, slug="lab-b", number=2, dataset=lab.dataset, evaluator_options={"songs": "1"}),
+        make_music_lab(course, slug="lab-c", number=3, dataset=lab.dataset, evaluator_options={"song_length": "150"}),
+    ]
+    submissions = [
+        submit_folder(lab=each, member=member, directory=save_lstm(tmp_path / f"{r}{n}", seed=10 * r + n))
+        for r, member in enumerate([student, student2])
+        for n, each in enumerate(labs)
+    ]
+    worker = start_worker()
+    for submission in submissions:
+        done = wait_for(lambda s=submission: final(s.evaluations.get().pk), timeout=300, what="the evaluation")
+        assert done.status == "succeeded", (done.error_code, done.staff_log)
+    # The worker logs each job's box after storing its result.
+    log = wait_for(
+        lambda: (
+            (text := (tmp_path / "worker.log").read_text(errors="replace")).count(" box (this process") == 6 and text
+        ),
+        timeout=30,
+        what="the worker's line for each job",
+    )
+    assert log.count("ran in a cold box") == 1 and log.count("ran in a warm box") == 5, log[-3000:]
+    graders = [
+        pid for pid, cmd, _ in descendants(worker.process.pid) if cmd.split()[1:4] == ["-m", "grader", "serve-one"]
+    ]
+    assert 1 <= len(graders) <= 3  # at most one idle box per lab
+    worker.stop()
+    assert [pid for pid in graders if Path(f"/proc/{pid}").exists()] == []

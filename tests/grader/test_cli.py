@@ -1,6 +1,7 @@
 """The grader's command line: exit codes, result.json, determinism, and the data and reference commands."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -137,6 +138,38 @@ def test_serve_one_refuses_a_malformed_job(tmp_path):
     )  # fmt: skip
     assert proc.stdout == "ready\n"
     assert proc.returncode == EXIT_GRADER_FAULT
+
+
+@pytest.mark.parametrize("lab", ["vision", "llm"])
+def test_serve_one_of_every_lab_warms_up_then_takes_its_one_job(lab, tmp_path):
+    # Each lab's warm-up (its heavy imports) runs before "ready"; the job line is then read and checked.
+    proc = subprocess.run(
+        [sys.executable, "-m", "grader", "serve-one", "--lab", lab],
+        cwd=REPO, input="{oops\n", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.stdout == "ready\n"
+    assert proc.returncode == EXIT_GRADER_FAULT and "bad job line" in proc.stderr
+
+
+def test_a_dataset_that_fails_verification_while_warming_is_reported_with_the_job(artifact, tiny_dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    victim = next(p for p in sorted(data.rglob("*")) if p.is_file() and p.name != "manifest.json")
+    victim.write_text(victim.read_text() + "changed")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grader", "serve-one", "--lab", "music", "--data", str(data)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline() == "ready\n"  # a bad dataset does not stop the warm-up ...
+    job = {"submission": str(artifact), "data": str(data), "out": str(tmp_path / "out"), "seed": 0,
+           "device": "cpu", "options": {"songs": 1, "song_length": 50}}  # fmt: skip
+    proc.stdin.write(json.dumps(job) + "\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=120) == EXIT_GRADER_FAULT  # ... and the job reports it, as the platform's fault
+    assert load_result(tmp_path / "out" / "result.json")["status"] == "error"
 
 
 def test_train_reference_learns_clearly_better_than_an_untrained_model(tiny_dataset, tmp_path):

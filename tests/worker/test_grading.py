@@ -197,23 +197,6 @@ def test_platform_fault_goes_back_to_the_queue_until_attempts_run_out(submission
     assert (final.status, final.attempt, final.error_code) == ("error", 2, "timeout")
 
 
-def test_the_next_job_runs_in_a_sandbox_started_before_it_arrived(graded_lab, student, student2, tmp_path, settings):
-    settings.WORKER_CACHE_DIR = tmp_path / "cache"
-    settings.SANDBOX_PREWARM = True
-    first = submit_folder(lab=graded_lab, member=student, directory=save_lstm(tmp_path / "a", seed=1))
-    second = submit_folder(lab=graded_lab, member=student2, directory=save_lstm(tmp_path / "b", seed=2))
-    hits = grading.warm_hits
-    assert grading.grade(first.evaluations.get().pk) == "succeeded"
-    assert grading._warm is not None  # started for the next job, its output folder empty
-    assert list((grading._warm.job_dir / "out").iterdir()) == []
-    assert grading.grade(second.evaluations.get().pk) == "succeeded"
-    assert grading.warm_hits == hits + 1
-    one, two = (Evaluation.objects.get(submission=s) for s in (first, second))
-    assert one.public_score != two.public_score  # each sandbox graded its own artifact
-    assert grading.take_warm(("another lab",)) is None  # a job of another lab stops the waiting sandbox
-    assert grading._warm is None
-
-
 def test_a_confirmed_timeout_of_an_unbounded_artifact_on_an_unhealthy_node_stays_the_platforms(
     graded_lab, submission, tmp_path, monkeypatch
 ):

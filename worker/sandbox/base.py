@@ -128,6 +128,10 @@ class RunningSandbox(abc.ABC):
     def kill(self) -> Outcome:
         """Stop the sandbox and everything in it now, release its resources, report what it printed."""
 
+    def memory_bytes(self) -> int | None:
+        """The memory the box holds now (its cgroup's charge); None where the backend cannot tell."""
+        return None
+
     def __enter__(self) -> RunningSandbox:
         return self
 

@@ -130,6 +130,11 @@ class BubblewrapBox(RunningSandbox):
                 return self.stdout.ready.is_set()
         return self.stdout.ready.is_set()
 
+    def memory_bytes(self) -> int | None:
+        if self._finished is not None:
+            return None
+        return self.cgroup.memory_bytes()
+
     def submit(self, stdin_line: bytes) -> Outcome:
         if not stdin_line.endswith(b"\n"):
             stdin_line += b"\n"

@@ -152,6 +152,15 @@ class Cgroup:
             pass
         return None
 
+    def memory_bytes(self) -> int | None:
+        """Memory charged to this cgroup now (page cache included); None where it cannot be read."""
+        try:
+            if self.version == 2:
+                return int((self.dirs["unified"] / "memory.current").read_text())
+            return int((self.dirs["memory"] / "memory.usage_in_bytes").read_text())
+        except (OSError, ValueError, KeyError):
+            return None
+
     def procs_files(self) -> list[Path]:
         """The files a process writes its pid to in order to enter every controller of this cgroup."""
         return [d / "cgroup.procs" for d in self.dirs.values()]

@@ -199,6 +199,16 @@ class DockerBox(RunningSandbox):
             pass
         return self._cpu_ns
 
+    def memory_bytes(self) -> int | None:
+        if self._finished is not None:
+            return None
+        try:
+            sample = self.sandbox.client.api.stats(self.container.id, stream=False, one_shot=True)
+        except (*ENGINE_ERRORS, ValueError):
+            return None
+        usage = (sample.get("memory_stats") or {}).get("usage")
+        return int(usage) if usage else None
+
     # -- the run
 
     def wait_ready(self, timeout: float) -> bool:

@@ -182,6 +182,12 @@ class Lab(LabEvaluator):
 
     # ---- checks ---------------------------------------------------------------------------------------------
 
+    def warm_up(self) -> None:
+        """Import transformers, PEFT and the scoring modules before a job arrives (seconds of a cold start)."""
+        import peft  # noqa: F401
+
+        from grader.labs.llm import loglik, model, modules, style  # noqa: F401
+
     def check(self, artifact_dir: Path, *, deep: bool = False, options: dict[str, Any] | None = None) -> dict:
         return check_adapter(
             Path(artifact_dir), self.base_spec(options), deep=deep, max_bytes=adapter_limit(options or {})

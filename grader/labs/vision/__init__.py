@@ -124,6 +124,10 @@ class Lab(LabEvaluator):
             return [self.artifact_files, (ONNX_FILE,)]
         return [self.artifact_files]
 
+    def warm_up(self) -> None:
+        """Import what the audit needs (torch, fairlearn, the model family) before a job arrives."""
+        from grader.labs.vision import metrics, model  # noqa: F401
+
     def check(self, artifact_dir: Path, *, deep: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
         artifact_dir = Path(artifact_dir)
         if (artifact_dir / ONNX_FILE).is_file() and not (artifact_dir / WEIGHTS).exists():

@@ -1,0 +1,356 @@
+"""A real grading stream: N students' submissions of the three labs through the token API into real Celery workers.
+
+Usage: .venv/bin/python benchmarks/grading_stream.py [--students 6] [--window 30] [--workers 2]
+                                                     [--backends embedded,postgres] [--alone 2] [--work DIR]
+The submissions follow the demo's proportions (for every 3 music submissions, 2 vision and 1 LLM), each student's
+artifact distinct (the lab's reference model with its own small noise), sent at random moments of --window seconds
+to gunicorn; one Celery worker with --workers processes takes the three lab queues, as the demo's does. It runs on
+the embedded default (SQLite and the SQLite broker, a fresh VAR_DIR) and on PostgreSQL + Redis (a scratch database
+and a redis-server of its own, as benchmarks/deadline_rush.py makes them), each backend in a child process.
+Per lab it prints the evaluation time (duration_s, the box's run), the claimed-to-finished time and their ratio,
+queue waits p50/p95, how many jobs started in a warm box, and evaluations per minute per worker process against
+the limit computed from the same evaluations timed alone (one at a time, in a warm box, nothing else running).
+The data and reference models are prepared once into --work (the grader's prepare-data and train-reference).
+Figures only: nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+PYTHON = sys.executable
+BIN = Path(sys.executable).parent
+SHARES = {"music": 3, "vision": 2, "llm": 1}  # the demo's students' submissions per lab
+
+from deadline_rush import (  # noqa: E402 - the scratch services and the upload client of the rush benchmark
+    free_port,
+    multipart,
+    percentile,
+    platform_env,
+    scratch_database,
+    scratch_redis,
+    setup_django,
+    upload,
+    wait_until,
+)
+
+
+def prepare(work: Path, cache: Path | None) -> tuple[Path, Path]:
+    """The demo hidden sets (and the tiny base model) and one reference model per lab, made once into ``work``."""
+    datasets, references = work / "datasets", work / "references"
+    if not all((datasets / lab / "manifest.json").is_file() for lab in SHARES):
+        cmd = [PYTHON, "-m", "grader", "prepare-data", "--out", str(datasets)]
+        subprocess.run(cmd + (["--cache", str(cache)] if cache else []), check=True, cwd=REPO)
+    for lab in SHARES:
+        if not any((references / lab).glob("*.json")):
+            print(f"training the {lab} reference model (once)", flush=True)
+            cmd = [PYTHON, "-m", "grader", "train-reference", "--lab", lab, "--data", str(datasets / lab)]
+            subprocess.run(cmd + ["--out", str(references / lab)], check=True, cwd=REPO)
+    return datasets, references
+
+
+def distinct_artifact(reference: Path, seed: int) -> dict[str, bytes]:
+    """The reference artifact with small seeded noise on its float tensors: a distinct, valid submission."""
+    import numpy as np
+    from safetensors.numpy import load_file, save
+
+    rng = np.random.default_rng(seed)
+    files = {}
+    for path in sorted(reference.iterdir()):
+        if path.suffix == ".safetensors":
+            tensors = load_file(str(path))
+            for name, value in tensors.items():
+                if value.dtype.kind == "f" and value.size:
+                    scale = float(np.std(value)) or 1e-3
+                    tensors[name] = (value + rng.normal(0, 0.01 * scale, value.shape)).astype(value.dtype)
+            files[path.name] = save(tensors)
+        elif path.is_file() and path.suffix == ".json":
+            files[path.name] = path.read_bytes()
+    return files
+
+
+def make_course(students: int, datasets: Path):
+    """The demo course and labs on the prepared sets, the tiny base model registered, students with tokens."""
+    from courses.models import Membership, Role
+    from demo import course as demo_course
+    from grader.labs.llm.base import TINY_DIRNAME, TINY_NAME
+    from labs.basemodels import register_base_model
+    from labs.management.commands.register_dataset import register_dataset
+    from labs.services import create_token
+
+    course = demo_course.seed_course().course
+    labs = {
+        lab.kind: lab for lab in demo_course.create_labs(course, {k: register_dataset(datasets / k) for k in SHARES})
+    }
+    staff = demo_course.member(course, "instructor@demo.edu")
+    config = (datasets / "base-models" / TINY_DIRNAME / "config.json").read_bytes()
+    register_base_model(lab=labs["llm"], actor=staff.user, name=TINY_NAME, folder=TINY_DIRNAME, config_bytes=config)
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    tokens = []
+    for k in range(students):
+        user = User.objects.create(username=f"s{k}@stream.example", email=f"s{k}@stream.example", password="!")
+        member = Membership.objects.create(user=user, course=course, role=Role.STUDENT, display_name=f"s{k}")
+        tokens.append(create_token(member=member, name="stream", days=1)[1])
+    for lab in labs.values():  # the demo labs' quotas are for a handful of people
+        lab.daily_quota, lab.max_in_flight = 100, 100
+        lab.save(update_fields=["daily_quota", "max_in_flight"])
+    return {kind: lab.slug for kind, lab in labs.items()}, tokens
+
+
+def stream_plan(students: int, seed: int) -> list[tuple[int, str]]:
+    """(student, lab) pairs in the demo's proportions: every student submits music, 2 in 3 vision, 1 in 3 LLM."""
+    plan = []
+    for k in range(students):
+        plan += [(k, lab) for lab, share in SHARES.items() if (k % 3) < share]
+    random.Random(seed).shuffle(plan)
+    return plan
+
+
+def start_workers(env: dict, processes: int, log: Path) -> subprocess.Popen:
+    queues = "grading-music,grading-vision,grading-llm"
+    return subprocess.Popen(
+        [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--concurrency", str(processes)]
+        + ["--pool", "prefork", "--without-gossip", "--without-mingle", "-n", f"stream-{os.getpid()}@%h", "-l", "INFO"],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+def timed_alone(kind: str, repeat: int) -> tuple[list[float], list[int]]:
+    """The lab's evaluation run on its own in a warm box, the worker's way (mounts, limits, job line): duration_s,
+    and the memory each box held once ready (what an idle warm box of the lab costs)."""
+    import shutil
+
+    from labs.models import Evaluation
+    from worker.datasets import cached_dataset
+    from worker.grading import configured_sandbox
+    from worker.jobs import fill_submission, job_line, new_job_dir, start_sandbox
+
+    sandbox = configured_sandbox()
+    evaluations = Evaluation.objects.filter(submission__lab__kind=kind, status="succeeded").select_related(
+        "submission__lab__dataset", "submission__lab__base_model"
+    )
+    durations, memory = [], []
+    for evaluation in list(evaluations[:repeat]):
+        lab = evaluation.submission.lab
+        data_dir = cached_dataset(lab.dataset)
+        job_dir = new_job_dir()
+        try:
+            running = start_sandbox(sandbox, lab, job_dir, data_dir)
+            if not running.wait_ready(300):
+                raise SystemExit(f"the {kind} box never became ready: {running.kill().stderr_tail[-1000:]}")
+            memory.append(running.memory_bytes() or 0)
+            fill_submission(evaluation, job_dir)
+            outcome = running.submit(job_line(lab))
+            if outcome.exit_code != 0:
+                raise SystemExit(f"the {kind} evaluation alone failed: {outcome.stderr_tail[-1000:]}")
+            durations.append(outcome.duration_s)
+        finally:
+            shutil.rmtree(job_dir, ignore_errors=True)
+    return durations, memory
+
+
+def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
+    work = Path(tempfile.mkdtemp(prefix=f"stream-{backend}-", dir=args.work))
+    work.chmod(0o700)
+    with ExitStack() as stack:
+        if backend == "postgres":
+            database_url = stack.enter_context(scratch_database("grading_stream"))
+            broker_url = stack.enter_context(scratch_redis(work))
+        else:
+            database_url = f"sqlite:///{work / 'var' / 'db.sqlite3'}"
+            broker_url = f"sqla+sqlite:///{work / 'var' / 'broker.sqlite3'}"
+        (work / "var").mkdir(mode=0o700)
+        env = platform_env(database_url=database_url, broker_url=broker_url, var_dir=work / "var")
+        env.update(DATASETS_DIR=str(datasets), BASE_MODELS_DIR=str(datasets / "base-models"), LOG_LEVEL="INFO")
+        setup_django(env)
+        slugs, tokens = make_course(args.students, datasets)
+        plan = stream_plan(args.students, seed=7)
+        bodies = {
+            (k, kind): multipart(distinct_artifact(references / kind, seed=1000 * k + len(kind))) for k, kind in plan
+        }
+        worker = start_workers(env, args.workers, work / "worker.log")
+        port = free_port()
+        web = subprocess.Popen(
+            [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+            + ["--threads", "4", "--timeout", "120", "--log-level", "warning"],
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            wait_until(lambda: socket.create_connection(("127.0.0.1", port), 1).close() is None, timeout=60, what="web")
+            # The worker processes are up once the worker logs that it is ready (its sandbox probe comes later).
+            wait_until(
+                lambda: "ready." in (work / "worker.log").read_text(errors="replace"), timeout=120, what="worker"
+            )
+            rng = random.Random(11)
+            moments = sorted(rng.uniform(0, args.window) for _ in plan)
+            t0 = time.monotonic()
+
+            def send(item):
+                at, (k, kind) = item
+                time.sleep(max(0.0, t0 + at - time.monotonic()))
+                return upload(port, slugs[kind], tokens[k], *bodies[(k, kind)])
+
+            with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+                sent = list(pool.map(send, zip(moments, plan, strict=True)))
+            refused = [s for s in sent if s[0] != 201]
+            print(f"[{backend}] sent {len(sent)} uploads in {time.monotonic() - t0:.1f}s, refused {len(refused)}")
+            for status, code, _, _ in refused[:5]:
+                print(f"[{backend}]   refused: {status} {code}")
+            from django.db import connection
+
+            from labs.models import ACTIVE_STATES, Evaluation
+
+            def drained():
+                connection.close()
+                return not Evaluation.objects.filter(status__in=ACTIVE_STATES).exists()
+
+            wait_until(drained, timeout=args.timeout, what="the queue to drain")
+        finally:
+            stop(web)
+            stop(worker)
+        log = (work / "worker.log").read_text(errors="replace")
+        figures = collect(backend, args.workers, log)
+        alone = {kind: timed_alone(kind, args.alone) for kind in SHARES}
+        figures["alone"] = {kind: durations for kind, (durations, _) in alone.items()}
+        figures["box_mb"] = {kind: max(memory, default=0) / 2**20 for kind, (_, memory) in alone.items()}
+        from django.db import connections
+
+        connections.close_all()
+        return figures
+
+
+def collect(backend: str, workers: int, log: str) -> dict:
+    from labs.models import Evaluation
+
+    rows = list(
+        Evaluation.objects.filter(status="succeeded").values_list(
+            "submission__lab__kind", "duration_s", "queued_at", "started_at", "finished_at"
+        )
+    )
+    statuses = {}
+    for status in Evaluation.objects.values_list("status", flat=True):
+        statuses[status] = statuses.get(status, 0) + 1
+    by_lab: dict[str, dict] = {}
+    for kind, duration, queued, started, finished in rows:
+        lab = by_lab.setdefault(kind, {"duration": [], "claimed": [], "wait": []})
+        lab["duration"].append(duration)
+        lab["claimed"].append((finished - started).total_seconds())
+        lab["wait"].append((started - queued).total_seconds())
+    first = min(r[3] for r in rows) if rows else None
+    last = max(r[4] for r in rows) if rows else None
+    span = (last - first).total_seconds() if rows else 0.0
+    boxes = re.findall(r"ran in a (warm|cold) box", log)
+    return {
+        "backend": backend,
+        "statuses": statuses,
+        "labs": by_lab,
+        "span_s": span,
+        "workers": workers,
+        "evaluations": len(rows),
+        "warm": boxes.count("warm"),
+        "cold": boxes.count("cold"),
+    }
+
+
+def report(figures: dict) -> None:
+    backend, labs = figures["backend"], figures["labs"]
+    print(f"\n== {backend}: {figures['evaluations']} evaluations, statuses {json.dumps(figures['statuses'])}")
+    print(f"   boxes: {figures['warm']} warm, {figures['cold']} cold (a cold start per worker process is expected)")
+    print("   lab     n   duration_s  claimed->finished  ratio (target)   queue wait p50 / p95   alone")
+    targets = {"music": 1.1, "vision": 1.05, "llm": 1.05}
+    alone_mean = {}
+    for kind in SHARES:
+        lab = labs.get(kind)
+        alone = figures["alone"].get(kind) or []
+        alone_mean[kind] = statistics.median(alone) if alone else None
+        if not lab:
+            print(f"   {kind:6} 0")
+            continue
+        d, c = statistics.median(lab["duration"]), statistics.median(lab["claimed"])
+        print(
+            f"   {kind:6} {len(lab['duration']):2}  {d:9.2f}s  {c:15.2f}s  {c / d:6.2f} ({targets[kind]})"
+            f"     {percentile(lab['wait'], 50):7.1f}s / {percentile(lab['wait'], 95):6.1f}s"
+            f"   {alone_mean[kind] or 0:6.2f}s"
+        )
+    print("   a ready warm box holds: " + ", ".join(f"{k} {mb:.0f} MB" for k, mb in figures["box_mb"].items()))
+    if figures["span_s"] > 0 and all(alone_mean.get(k) for k in labs):
+        rate = figures["evaluations"] / (figures["span_s"] / 60) / figures["workers"]
+        # The limit: one worker process doing nothing but these evaluations back to back, each as fast as alone.
+        busy = sum(alone_mean[k] * len(labs[k]["duration"]) for k in labs)
+        limit = figures["evaluations"] / (busy / 60)
+        print(
+            f"   throughput {rate:.2f} evaluations/min per worker process; limit from the same evaluations alone "
+            f"{limit:.2f}/min; ratio {rate / limit:.2f} (target 0.9)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", type=int, default=6)
+    parser.add_argument("--window", type=float, default=30.0, help="seconds over which the uploads arrive")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (one Celery worker's concurrency)")
+    parser.add_argument("--backends", default="embedded,postgres")
+    parser.add_argument("--alone", type=int, default=2, help="evaluations of each lab timed alone afterwards")
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-stream")
+    parser.add_argument("--cache", type=Path, default=None, help="the course data cache (prepare-data --cache)")
+    parser.add_argument("--one-backend", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    datasets, references = prepare(args.work, args.cache)
+    if args.one_backend:
+        figures = run_backend(args, args.one_backend, datasets, references)
+        print("FIGURES " + json.dumps(figures, default=str))
+        return
+    # Each backend in a child of its own: Django is set up once per process, on one database.
+    results = []
+    for backend in args.backends.split(","):
+        argv = [PYTHON, __file__, "--one-backend", backend] + [a for a in sys.argv[1:]]
+        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
+        sys.stdout.write("".join(line + "\n" for line in done.stdout.splitlines() if not line.startswith("FIGURES ")))
+        found = [line[8:] for line in done.stdout.splitlines() if line.startswith("FIGURES ")]
+        if done.returncode != 0 or not found:
+            print(f"[{backend}] failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+            continue
+        results.append(json.loads(found[-1]))
+    for figures in results:
+        report(figures)
+
+
+if __name__ == "__main__":
+    main()
