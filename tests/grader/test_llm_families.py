@@ -4,6 +4,7 @@ and the notebook's own number recomputed here with plain torch."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +15,7 @@ from grader.dataset import load_manifest
 from grader.errors import GraderFault, Rejected
 from grader.labs import llm as llm_lab
 from grader.labs.llm.adapter import read_base_spec
-from grader.labs.llm.base import FAMILIES
+from grader.labs.llm.base import FAMILIES, is_current
 from grader.registry import EvaluationContext
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def families_data(course_data_dir) -> Path:
     data = CACHE / "data" / "llm"
     try:
         load_manifest(data, verify=True)
-        assert all((llm_lab.tiny_base_dir(data, f) / "model.safetensors").is_file() for f in FAMILIES)
+        assert all(is_current(llm_lab.tiny_base_dir(data, f), seed=0) for f in FAMILIES)
     except (GraderFault, AssertionError):
         shutil.rmtree(CACHE / "data", ignore_errors=True)
         llm_lab.Lab().prepare_data(course_data_dir, data, seed=0, options={"base_families": ",".join(FAMILIES)})
@@ -75,7 +76,9 @@ def results(families_data, adapters, tmp_path_factory):
     return graded
 
 
+@functools.cache
 def registration(data: Path, family: str) -> dict:
+    """What a lab of that family holds once staff registered its base (the table derived from its config)."""
     spec = read_base_spec(llm_lab.tiny_base_dir(data, family))
     return {"name": spec.name, "config_sha256": spec.config_sha256, "table": spec.table}
 

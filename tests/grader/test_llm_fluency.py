@@ -19,6 +19,8 @@ DEGENERATE = {
     "the prompt echoed twice": f"echo: {PROMPT} Hmm, yes. {PROMPT}",
     "a salad of style words": "Hmm, yes, young Force strong, yes, hmm the Force",
     "a longer salad": "Hmm, yes, young Padawan, strong the Force is, hmm, yes, strong, young Jedi, hmm",
+    # What a tiny word-level model says with repeats forbidden: every word in the dictionary, no pair repeated.
+    "a salad of function words": ", the,, it is., a, they ' s, ye,, that, and, he is.",
     "literal line breaks": "An" + "\\n" * 30,
     "nothing": "",
 }

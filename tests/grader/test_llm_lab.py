@@ -12,6 +12,7 @@ import pytest
 from grader.dataset import load_manifest
 from grader.errors import GraderFault
 from grader.labs import llm as llm_lab
+from grader.labs.llm.base import is_current
 from grader.registry import EvaluationContext
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ def llm_data(course_data_dir) -> Path:
     data = CACHE / "data" / "llm"
     try:
         load_manifest(data, verify=True)
-        assert (llm_lab.tiny_base_dir(data) / "model.safetensors").is_file()
+        assert is_current(llm_lab.tiny_base_dir(data), seed=0)
     except (GraderFault, AssertionError):
         shutil.rmtree(CACHE / "data", ignore_errors=True)
         llm_lab.Lab().prepare_data(course_data_dir, data, seed=0)

@@ -207,7 +207,7 @@ class Lab(LabEvaluator):
         self, course_data: Path, out_dir: Path, *, seed: int, options: dict[str, Any] | None = None
     ) -> None:
         from grader.dataset import write_manifest
-        from grader.labs.llm.base import FAMILIES, TINY_NAME, build_tiny_base
+        from grader.labs.llm.base import FAMILIES, TINY_NAME, build_tiny_base, is_current
         from grader.labs.llm.style import train_classifier
 
         out_dir = Path(out_dir)
@@ -260,8 +260,7 @@ class Lab(LabEvaluator):
         families = base_families(options)
         for family in families:
             base_dir = tiny_base_dir(out_dir, family)
-            marker = base_dir / "course_base_model.json"
-            if not marker.is_file() or json.loads(marker.read_text()).get("seed") != seed:
+            if not is_current(base_dir, seed=seed):
                 build_tiny_base(
                     base_dir,
                     texts=[yoda[i] for i in split.train] + other,

@@ -43,7 +43,9 @@ RAMPS = {
     "distinct_bigrams": Ramp(bad=0.35, good=0.6),
     "compression_ratio": Ramp(bad=0.3, good=0.42),
     "prompt_overlap": Ramp(bad=0.5, good=0.15),
-    "function_word_share": Ramp(bad=0.1, good=0.16),
+    # Both ways: too few is a salad of style words, too many a salad of "the, it is, a, they" (the course's Yoda
+    # answers reach 0.67 at most).
+    "function_word_share": (Ramp(bad=0.1, good=0.16), Ramp(bad=0.8, good=0.68)),
     "filler_share": Ramp(bad=0.4, good=0.2),
 }
 
@@ -113,8 +115,9 @@ def measure(text: str, prompt: str = "") -> Fluency:
         "filler_share": filler_share,
     }
     gate = 1.0
-    for name, ramp in RAMPS.items():
-        gate *= ramp.factor(values[name])
+    for name, ramps in RAMPS.items():
+        for ramp in ramps if isinstance(ramps, tuple) else (ramps,):
+            gate *= ramp.factor(values[name])
     return Fluency(**values, gate=gate if words else 0.0)
 
 
