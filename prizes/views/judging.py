@@ -117,9 +117,8 @@ def score(request, pk: int, entry_pk: int):
         },
     )
     if error:
+        # The base layout tells htmx to swap a 422 in: it carries the message she must read.
         response.status_code = 422
-        # htmx does not swap error responses by default; this one carries the message she must read.
-        response["HX-Reswap"] = "outerHTML"
     return response
 
 

@@ -254,6 +254,23 @@ def test_judge_scores_a_presentation_while_the_talk_clock_runs(
     expect(clock).to_have_attribute("data-running", "1")
     sponsor.shot("2-judge-scored")
     sponsor.assert_fits_the_screen()
+
+    # A score off the 1-5 scale, or not a whole number, is refused at once with the reason; "Saved." goes away.
+    sponsor.expect_status(reverse("prizes:score", args=[course.slug, round.pk, first.pk]), 422)
+    status = sponsor.page.locator(f"#score-{first.pk} [role=status]")
+    for typed, reason in (
+        ("7", "Novelty: 7 is outside the scale; use 1 to 5."),
+        ("3.5", "Novelty: enter a whole number from 1 to 5."),
+    ):
+        novelty.fill(typed)
+        novelty.press("Tab")
+        expect(status.locator(".error")).to_have_text(reason)
+        expect(status).not_to_contain_text("Saved.")
+        expect(novelty).to_have_value(typed)  # what she typed stays there for her to correct
+    assert list(Score.objects.values_list("value", flat=True)) == [4]
+    sponsor.shot("3-judge-refused")
+    sponsor.goto(reverse("prizes:judge_round", args=[course.slug, round.pk]))
+    expect(novelty).to_have_value("4")
     grace.assert_clean()
     sponsor.assert_clean()
 
