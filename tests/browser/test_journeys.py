@@ -229,6 +229,8 @@ def test_judge_scores_a_presentation_while_the_talk_clock_runs(
 
     grace = browsers(viewport)
     grace.sign_in(ta)
+    grace.goto(reverse("prizes:round_setup", args=[course.slug, round.pk]))
+    expect(grace.page.get_by_role("button", name="remove")).to_be_visible()  # the judge, on the panel
     grace.goto(reverse("prizes:control", args=[course.slug, round.pk]))
     grace.page.get_by_role("button", name="Next").click()
     grace.page.wait_for_load_state("load")
