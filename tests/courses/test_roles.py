@@ -128,3 +128,37 @@ def test_removing_a_member_in_the_admin_is_audited(client, operator, ta):
         "grace.hopper@example.edu",
         {"role": "ta", "registered": False},
     )
+
+
+@pytest.mark.parametrize("who", ["ta", "instructor"])
+def test_course_staff_who_open_the_admin_are_told_it_is_the_operators_and_sent_to_their_course(client, request, who):
+    member = request.getfixturevalue(who)
+    # Even with Django's own staff flag, a course role is not an operator's.
+    User.objects.filter(pk=member.user.pk).update(is_staff=True)
+    client.force_login(member.user)
+    for path in (reverse("admin:index"), reverse("admin:courses_membership_changelist")):
+        response = client.get(path, follow=True)
+        page = response.content.decode()
+        assert response.status_code == 403
+        assert "<h1>The admin is the platform operator's</h1>" in page
+        assert "authorized" not in page
+        assert f'<a href="{reverse("home")}">Go to your courses</a>' in page
+    # Nor can she change anything by posting to it: she is sent to the same refusal, and nothing changes.
+    response = client.post(
+        reverse("admin:courses_membership_change", args=[member.pk]), {"role": "instructor"}, follow=True
+    )
+    assert response.status_code == 403
+    member.refresh_from_db()
+    assert member.role == who
+
+
+def test_the_operator_still_has_the_admin(client, operator):
+    client.force_login(operator)
+    assert client.get(reverse("admin:index")).status_code == 200
+
+
+def test_no_course_page_links_staff_to_the_admin(client, course, instructor):
+    client.force_login(instructor.user)
+    for name in ("courses:dashboard", "courses:roster", "courses:deadlines", "courses:extensions", "courses:audit"):
+        page = client.get(reverse(name, args=[course.slug])).content.decode()
+        assert "/admin/" not in page, name
