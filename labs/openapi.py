@@ -23,6 +23,20 @@ EVALUATION = {
         "public_score": {"type": ["number", "null"]},
         "private_score": {"type": ["number", "null"]},
         "metrics": {"type": "object"},
+        "metric_labels": {
+            "type": "object",
+            "description": "For each metric key in metrics: its label, a one-line explanation, and which way is "
+            "better (min, max, or null for a diagnostic), as the pages show them.",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["label", "explanation", "direction"],
+                "properties": {
+                    "label": {"type": "string"},
+                    "explanation": {"type": "string"},
+                    "direction": {"enum": ["min", "max", None]},
+                },
+            },
+        },
         "error": {"$ref": "#/components/schemas/Error/properties/error"},
     },
 }

@@ -1,9 +1,10 @@
 """How a submission and its evaluation are shown to their owner: over the API and on her pages."""
 
+from labs.metriclabels import metric_glossary
 from labs.models import Submission
 
 
-def evaluation_json(evaluation, *, private_visible: bool) -> dict:
+def evaluation_json(evaluation, *, private_visible: bool, kind: str) -> dict:
     metrics = evaluation.metrics or {}
     shown = {"public": metrics.get("public", {})}
     if private_visible and "private" in metrics:
@@ -17,6 +18,8 @@ def evaluation_json(evaluation, *, private_visible: bool) -> dict:
         "public_score": evaluation.public_score,
         "metrics": shown if evaluation.status == "succeeded" else {},
     }
+    # The same words the pages use, so a notebook can print "Bits per character" rather than "bpc".
+    body["metric_labels"] = metric_glossary(kind, body["metrics"].get("public", {}))
     if private_visible:
         body["private_score"] = evaluation.private_score
     if evaluation.status == "failed":
@@ -43,9 +46,11 @@ def submission_json(submission: Submission, *, detail: bool = False) -> dict:
         "late": submission.late,
         "is_final": submission.is_final,
         "status": evaluations[0].status if evaluations else "queued",
-        "evaluation": evaluation_json(evaluations[0], private_visible=private_visible) if evaluations else None,
+        "evaluation": evaluation_json(evaluations[0], private_visible=private_visible, kind=lab.kind)
+        if evaluations
+        else None,
     }
     if detail:
         body["description"] = submission.description
-        body["evaluations"] = [evaluation_json(e, private_visible=private_visible) for e in evaluations]
+        body["evaluations"] = [evaluation_json(e, private_visible=private_visible, kind=lab.kind) for e in evaluations]
     return body

@@ -3,6 +3,8 @@
 from django import template
 from django.utils.safestring import mark_safe
 
+from labs import metriclabels
+
 register = template.Library()
 
 
@@ -12,6 +14,23 @@ def metric(values, key):
     if value is None:
         return mark_safe('<span class="muted" title="not available">n/a</span>')
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@register.filter
+def metric_label(lab, key):
+    """The label the lab's grader declares for a metric key: ``{{ lab|metric_label:lab.primary_metric }}``."""
+    return metriclabels.label(lab.kind, key)
+
+
+@register.filter
+def group_metric_label(lab, key):
+    """The label the lab's grader declares for a per-group column: ``{{ lab|group_metric_label:"tpr" }}``."""
+    return metriclabels.group_label(lab.kind, key)
+
+
+@register.simple_tag
+def metric_rows(lab, evaluation, private_visible):
+    return metriclabels.metric_rows(lab, evaluation.metrics, private_visible=bool(private_visible))
 
 
 @register.filter

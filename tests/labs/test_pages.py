@@ -130,7 +130,7 @@ def test_ta_rerun_and_freeze_are_refused_to_students(login, student, lab, tmp_pa
 
 def test_leaderboard_page_renders_for_students_and_judges_are_refused(login, student, judge, lab):
     url = reverse("labs:leaderboard", args=[lab.course.slug, lab.slug])
-    assert "Ranked by bpc" in login(student).get(url).content.decode()
+    assert "Ranked by Bits per character (lower is better)" in login(student).get(url).content.decode()
     assert login(judge).get(url).status_code == 403
 
 

@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from labs.models import Evaluation, Submission
-from tests.factories import make_music_lab
+from tests.factories import make_music_lab, token_for
 
 GROUPS = {
     g: {
@@ -195,4 +195,48 @@ def test_an_audit_without_a_gap_says_so_rather_than_naming_a_worst_group(login, 
     )
     body = login(student).get(reverse("labs:submission", args=[course.slug, lab.slug, mine.pk])).content.decode()
     assert "Every group is detected at the same rate" in body
-    assert "worst-served" not in body
+    assert "The worst-served group is" not in body
+
+
+def test_every_metric_is_shown_by_its_declared_label_and_explanation_on_the_pages_and_in_the_api(
+    login, course, student
+):
+    from django.test import Client
+    from django.utils.html import escape
+
+    from grader.registry import get_lab, metric_spec
+
+    lab = vision_lab(course)
+    public = {"worst_group_tpr": 0.55, "balanced_accuracy": 0.8, "threshold": -3.8168, "accuracy_at_0.5": 0.7}
+    public |= {"fgsm_1": 0.7}
+    mine = stored(lab, student, metrics={"public": public}, groups={"public": GROUPS})
+    client = login(student)
+    body = client.get(reverse("labs:submission", args=[course.slug, lab.slug, mine.pk])).content.decode()
+    for key in public:
+        spec = metric_spec("vision", key)
+        assert f'<th scope="row">{escape(spec.label)}' in body, key
+        assert f'<span class="muted">{escape(spec.explanation)}</span>' in body, key
+        assert f'<th scope="row">{key}' not in body
+    assert 'Worst-group detection rate at 5% FPR <span class="pill">primary, higher is better</span>' in body
+    assert "-3.8168" in body
+    # The per-group table's headings are the lab's declared group columns.
+    for spec in type(get_lab("vision")).group_metrics:
+        if spec.key not in ("tpr_ci_low", "tpr_ci_high"):
+            assert f'<th scope="col" class="num">{escape(spec.label)}</th>' in body, spec.key
+
+    lab_page = client.get(reverse("labs:lab", args=[course.slug, lab.slug])).content.decode()
+    assert '<th scope="col" class="num">Worst-group detection rate at 5% FPR (public)</th>' in lab_page
+    board = client.get(reverse("labs:leaderboard", args=[course.slug, lab.slug])).content.decode()
+    assert (
+        "Ranked by Worst-group detection rate at 5% FPR (higher is better), then Balanced accuracy at 5% FPR," in board
+    )
+
+    # The token API gives a notebook the same words.
+    api = Client().get(f"/api/submissions/{mine.pk}", HTTP_AUTHORIZATION=f"Bearer {token_for(student)}")
+    labels = api.json()["evaluation"]["metric_labels"]
+    assert labels["threshold"] == {
+        "label": "Decision threshold (logit)",
+        "explanation": "The face logit from which an image counts as a face (at most 5% of non-faces reach it).",
+        "direction": None,
+    }
+    assert sorted(labels) == sorted(public)
