@@ -96,6 +96,13 @@ def read_header(
             )
         if len(head) < 9:
             raise Rejected("not_safetensors", f"{name} is too short to be a safetensors file. {SAVE_HINT}")
+        if header_len > max_header_bytes and 8 + header_len > size:
+            # A length past both the limit and the file is no header at all; its number would mean nothing to her.
+            raise Rejected(
+                "not_safetensors",
+                f"{name} is not a safetensors file: it does not start with a safetensors header (a file saved "
+                f"with torch.save or in another format looks like this). {SAVE_HINT}",
+            )
         if header_len > max_header_bytes:
             raise Rejected(
                 "not_safetensors",

@@ -16,7 +16,7 @@ from grader.registry import get_lab
 from labs import basemodels, selectors, services
 from labs.forms import BaseModelForm, ReasonForm, TokenForm
 from labs.models import ACTIVE_STATES, ApiToken, Evaluation, EvaluationStatus, Lab, Submission
-from labs.uploads import UploadRefused, accept_upload, open_upload
+from labs.uploads import MAX_DESCRIPTION, UploadRefused, accept_upload, open_upload
 
 LAB_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
 
@@ -52,6 +52,10 @@ def _submissions_context(request, lab: Lab) -> dict:
     return {"course": request.course, "lab": lab, "rows": rows, "active": active}
 
 
+def _note_key(lab: Lab) -> str:
+    return f"upload-note-{lab.pk}"
+
+
 @course_view(*LAB_ROLES)
 def lab_page(request, lab_slug: str):
     lab = _lab(request, lab_slug)
@@ -67,6 +71,7 @@ def lab_page(request, lab_slug: str):
         context["due"] = effective_deadline(deadline=lab.deadline, member=member)
         context["decision"] = services.may_submit(lab=lab, member=member, at=request.received_at)
         context["used_today"] = services.submissions_counted_today(lab=lab, member=member, at=request.received_at)
+        context["note"] = request.session.pop(_note_key(lab), "")
     return render(request, "labs/lab.html", context)
 
 
@@ -101,6 +106,10 @@ def _upload_body(request, lab: Lab, handler):
         submission = accept_upload(request, lab=lab, member=request.member, handler=handler, via_api=False)
     except UploadRefused as exc:
         messages.error(request, exc.message)
+        # Her note comes back in the form after the redirect, so fixing a file does not cost her its words. Only a
+        # body already parsed is read: parsing it again here would bypass the bounded handler that refused it.
+        if hasattr(request, "_post"):
+            request.session[_note_key(lab)] = request.POST.get("description", "")[:MAX_DESCRIPTION]
     else:
         note = " (accepted as late)" if submission.late else ""
         messages.success(request, f"Submission #{submission.number} accepted{note}; it is queued for grading.")

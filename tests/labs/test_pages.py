@@ -48,6 +48,36 @@ def test_bad_file_through_the_form_shows_the_graders_message(login, student, lab
     assert not Submission.objects.exists()
 
 
+def test_a_broken_file_is_refused_in_plain_words_with_code_shown_as_code_and_her_note_kept(
+    login, student, lab, tmp_path
+):
+    import struct
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    files = artifact_files(save_lstm(tmp_path / "a"))
+    # Eight bytes that, read as a safetensors header length, say 2338328219631577204 bytes.
+    files["model.safetensors"] = SimpleUploadedFile("model.safetensors", struct.pack("<Q", 2338328219631577204) + b"xy")
+    client = login(student)
+    url = reverse("labs:upload", args=[lab.course.slug, lab.slug])
+    body = client.post(url, {**files, "description": "Two LSTM layers & dropout <0.3>"}, follow=True).content.decode()
+    assert (
+        '<li class="msg-error">model.safetensors is not a safetensors file: it does not start with a safetensors '
+        "header (a file saved with torch.save or in another format looks like this). Save the weights with "
+        "<code>from safetensors.torch import save_file; save_file(model.state_dict(), &quot;model.safetensors&quot;)"
+        "</code>.</li>"
+    ) in body
+    assert "2338328219631577204" not in body and "`" not in body.split('<ul class="messages">')[1].split("</ul>")[0]
+    assert (
+        '<textarea id="description" name="description" rows="3" maxlength="4000">'
+        "Two LSTM layers &amp; dropout &lt;0.3&gt;</textarea>"
+    ) in body
+    assert not Submission.objects.exists()
+    # The note is given back once: the next visit starts with an empty form.
+    again = client.get(reverse("labs:lab", args=[lab.course.slug, lab.slug])).content.decode()
+    assert '<textarea id="description" name="description" rows="3" maxlength="4000"></textarea>' in again
+
+
 def test_lab_page_shows_the_notebook_snippet_and_her_quota(login, student, lab):
     body = login(student).get(reverse("labs:lab", args=[lab.course.slug, lab.slug])).content.decode()
     assert 'save_file(model.state_dict(), "model.safetensors")' in body
