@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from courses.deadlines import due_with
+from courses.deadlines import active_extension, due_with
 from courses.models import Course, Deadline, Extension, Membership
 
 
@@ -16,6 +16,12 @@ class DeadlineView:
     @property
     def extended_for_everyone(self) -> bool:
         return self.deadline.extended_until is not None
+
+
+def deadline_view(*, deadline: Deadline, member: Membership | None) -> DeadlineView:
+    """One deadline as she sees it (a student's extension included; ``member=None`` for staff)."""
+    extension = active_extension(deadline=deadline, member=member) if member is not None else None
+    return DeadlineView(deadline, due_with(deadline, extension), extension)
 
 
 def deadlines_for(*, course: Course, member: Membership | None) -> list[DeadlineView]:

@@ -51,7 +51,9 @@ def dashboard(request):
     context = {
         "course": course,
         "member": member,
-        "deadlines": deadlines_for(course=course, member=member if member.role == "student" else None),
+        "deadlines": []
+        if member.role == "judge"
+        else deadlines_for(course=course, member=member if member.role == "student" else None),
         "panels": dashboard_panels(course=course, member=member),
     }
     return render(request, "courses/dashboard.html", context)

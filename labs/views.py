@@ -9,9 +9,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
-from courses.deadlines import effective_deadline
 from courses.models import Role
 from courses.permissions import course_view, staff_view
+from courses.selectors import deadline_view
 from grader.registry import get_lab
 from labs import basemodels, selectors, services
 from labs.forms import BaseModelForm, ReasonForm, TokenForm
@@ -33,7 +33,7 @@ def index(request):
     member = request.member
     rows = []
     for lab in labs:
-        due = effective_deadline(deadline=lab.deadline, member=member if member.role == Role.STUDENT else None)
+        due = deadline_view(deadline=lab.deadline, member=member if member.role == Role.STUDENT else None)
         rows.append({"lab": lab, "due": due})
     return render(request, "labs/index.html", {"course": request.course, "rows": rows})
 
@@ -66,9 +66,9 @@ def lab_page(request, lab_slug: str):
         "artifact_files": get_lab(lab.kind).artifact_files,
         "site_url": settings.SITE_URL.rstrip("/"),
     }
+    context["due"] = deadline_view(deadline=lab.deadline, member=member if member.role == Role.STUDENT else None)
     if member.role == Role.STUDENT:
         context.update(_submissions_context(request, lab))
-        context["due"] = effective_deadline(deadline=lab.deadline, member=member)
         context["decision"] = services.may_submit(lab=lab, member=member, at=request.received_at)
         context["used_today"] = services.submissions_counted_today(lab=lab, member=member, at=request.received_at)
         context["note"] = request.session.pop(_note_key(lab), "")

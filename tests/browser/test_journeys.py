@@ -144,7 +144,9 @@ def test_ta_grants_an_extension_and_the_student_can_then_submit(browsers, viewpo
     assert Extension.objects.get().until == until
 
     ada.goto(lab_url(lab))
-    expect(ada.page.get_by_text("Your deadline:")).to_contain_text(format_course_time(until, course))
+    expect(ada.page.get_by_text("Your deadline:")).to_contain_text(
+        f"Your extension: {format_course_time(until, course)}"
+    )
     upload_artifact(ada.page, save_lstm(tmp_path / "extended"))
     submission = Submission.objects.get()
     expect(ada.page.locator("ul.messages")).to_have_text(
