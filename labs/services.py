@@ -161,16 +161,6 @@ def submit_baseline(*, lab: Lab, owner: Membership, artifact: Artifact, label: s
 
 
 @transaction.atomic
-def mark_final(*, submission: Submission, member: Membership) -> Submission:
-    if submission.member_id != member.pk:
-        raise ValidationError("You can only choose your own submission.")
-    Submission.objects.filter(lab=submission.lab, member=member, is_final=True).update(is_final=False)
-    submission.is_final = True
-    submission.save(update_fields=["is_final"])
-    return submission
-
-
-@transaction.atomic
 def rerun(*, submission: Submission, actor, reason: str = "re-run by staff") -> Evaluation:
     """A TA's re-run adds a new evaluation; the earlier ones stay for the record."""
     evaluation = Evaluation.objects.create(submission=submission, requested_by=actor, reason=reason[:200])

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labs import views
+from labs import entry_views, views
 
 app_name = "labs"
 
@@ -16,7 +16,8 @@ urlpatterns = [
     path("<slug:lab_slug>/mine/", views.submissions_partial, name="mine"),
     path("<slug:lab_slug>/leaderboard/", views.leaderboard, name="leaderboard"),
     path("<slug:lab_slug>/submissions/<int:pk>/", views.submission_detail, name="submission"),
-    path("<slug:lab_slug>/submissions/<int:pk>/final/", views.mark_final, name="mark_final"),
+    path("<slug:lab_slug>/submissions/<int:pk>/final/", entry_views.mark_final, name="mark_final"),
+    path("<slug:lab_slug>/final/clear/", entry_views.clear_final, name="clear_final"),
     path("<slug:lab_slug>/submissions/<int:pk>/files/<str:name>", views.artifact_file, name="artifact_file"),
     path("<slug:lab_slug>/staff/regrade/", views.regrade, name="regrade"),
     path("<slug:lab_slug>/staff/release/", views.release, name="release"),

@@ -156,16 +156,6 @@ def submission_detail(request, lab_slug: str, pk: int):
     return render(request, "labs/submission.html", context)
 
 
-@course_view(Role.STUDENT)
-@require_POST
-def mark_final(request, lab_slug: str, pk: int):
-    lab = _lab(request, lab_slug)
-    submission = get_object_or_404(Submission, pk=pk, lab=lab, member=request.member)
-    services.mark_final(submission=submission, member=request.member)
-    messages.success(request, f"Submission #{submission.number} is now your final entry.")
-    return redirect("labs:submission", course_slug=request.course.slug, lab_slug=lab.slug, pk=pk)
-
-
 @course_view(*LAB_ROLES)
 def artifact_file(request, lab_slug: str, pk: int, name: str):
     """Her own artifact's files (or any, for staff), as attachments."""
