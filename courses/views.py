@@ -9,6 +9,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from courses import ratelimit, services
+from courses.confirm import ask, confirmed
+from courses.deadlines import format_course_time
 from courses.features import dashboard_panels
 from courses.forms import (
     DeadlineForm,
@@ -160,7 +162,21 @@ def extensions(request):
 @staff_view
 @require_POST
 def extension_revoke(request, pk: int):
-    extension = get_object_or_404(Extension, pk=pk, deadline__course=request.course)
+    extension = get_object_or_404(
+        Extension.objects.select_related("deadline", "member__user"), pk=pk, deadline__course=request.course
+    )
+    if not confirmed(request):
+        return ask(
+            request,
+            title=f"Revoke {extension.member.user.email}'s extension for {extension.deadline.title}?",
+            consequences=[
+                f"Her deadline goes back to {format_course_time(extension.deadline.course_due_at, request.course)}; "
+                "if that has passed, her next upload is refused or marked late.",
+                "The revocation is written to the audit log; to undo it, grant a new extension.",
+            ],
+            button="Revoke the extension",
+            cancel_url=reverse("courses:extensions", args=[request.course.slug]),
+        )
     try:
         services.revoke_extension(extension=extension, actor=request.user)
         messages.success(request, "Extension revoked.")

@@ -6,9 +6,11 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
+from courses.confirm import ask, confirmed
 from courses.models import Role
 from courses.permissions import course_view, staff_view
 from courses.selectors import deadline_view
@@ -220,6 +222,17 @@ def tokens(request):
 @require_POST
 def token_revoke(request, pk: int):
     token = get_object_or_404(ApiToken, pk=pk, member=request.member)
+    if not confirmed(request):
+        return ask(
+            request,
+            title=f"Revoke the token {token.name}?",
+            consequences=[
+                "A notebook that uses it can no longer submit or read your results.",
+                "A revoked token cannot be turned back on; you can create a new one.",
+            ],
+            button=f"Revoke {token.name}",
+            cancel_url=reverse("labs:tokens", args=[request.course.slug]),
+        )
     services.revoke_token(token=token)
     messages.success(request, f"Token {token.name} revoked.")
     return redirect("labs:tokens", course_slug=request.course.slug)

@@ -3,9 +3,11 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from courses import ratelimit
+from courses.confirm import ask, confirmed
 from courses.permissions import student_view
 from projects import services
 from projects.forms import GroupCreateForm, InviteForm, ProposalForm, SlidesForm
@@ -148,6 +150,20 @@ def invitation_cancel(request, pk: int):
 @require_POST
 def leave(request, pk: int):
     group = _my_group(request, pk)
+    if not confirmed(request):
+        others = group.members.exclude(member=request.member).count()
+        return ask(
+            request,
+            title=f"Leave {group.name}?",
+            consequences=[
+                f"You will no longer be a member of {group.name}, and will not present with it.",
+                "To come back, a member of the group must invite you again."
+                if others
+                else "You are its last member: the group and its proposal are removed.",
+            ],
+            button=f"Leave {group.name}",
+            cancel_url=reverse("projects:home", args=[request.course.slug]),
+        )
     try:
         services.leave_group(group=group, member=request.member)
         messages.success(request, f"You left {group.name}.")

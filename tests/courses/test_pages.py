@@ -104,3 +104,24 @@ def test_set_password_link_works_once(client, course):
     user.refresh_from_db()
     assert user.check_password("a long passphrase 42")
     assert "This link has expired" in client.get(link, follow=True).content.decode()
+
+
+def test_revoking_an_extension_asks_first_with_the_deadline_she_goes_back_to(login, ta, student, course):
+    from courses import services
+    from courses.deadlines import format_course_time
+
+    deadline = course.deadlines.get(key="lab1")
+    extension = services.grant_extension(
+        deadline=deadline, member=student, until=deadline.due_at + timedelta(days=2), reason="ill", actor=ta.user
+    )
+    client = login(ta)
+    url = reverse("courses:extension_revoke", args=[course.slug, extension.pk])
+    asked = client.post(url).content.decode()
+    assert f"<h1>Revoke {student.user.email}&#x27;s extension for Lab 1: Music Generation?</h1>" in asked
+    assert f"<li>Her deadline goes back to {format_course_time(deadline.due_at, course)}; " in asked
+    extension.refresh_from_db()
+    assert extension.revoked_at is None
+    body = client.post(url, {"confirm": "yes"}, follow=True).content.decode()
+    assert "Extension revoked." in body
+    extension.refresh_from_db()
+    assert extension.revoked_by == ta.user

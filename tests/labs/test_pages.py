@@ -124,7 +124,16 @@ def test_student_creates_a_token_sees_it_once_and_revokes_it(login, student, lab
     assert "cpt_" in body and token.name == "colab"
     listing = client.get(reverse("labs:tokens", args=[lab.course.slug])).content.decode()
     assert token.hint in listing and token.key_hash not in listing
-    client.post(reverse("labs:token_revoke", args=[lab.course.slug, token.pk]))
+    url = reverse("labs:token_revoke", args=[lab.course.slug, token.pk])
+    # The list's Revoke button only asks: the token keeps working until she confirms.
+    asked = client.post(url).content.decode()
+    assert "<h1>Revoke the token colab?</h1>" in asked
+    assert "<li>A notebook that uses it can no longer submit or read your results.</li>" in asked
+    assert f'<form method="post" action="{url}">' in asked and 'name="confirm" value="yes"' in asked
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    body = client.post(url, {"confirm": "yes"}, follow=True).content.decode()
+    assert "Token colab revoked." in body
     token.refresh_from_db()
     assert token.revoked_at is not None
 

@@ -112,3 +112,26 @@ def test_a_student_in_a_group_is_told_on_the_review_page_why_she_cannot_upload(d
     body = login(student).get(reverse("projects:review", args=[course.slug])).content.decode()
     assert "You are in a project group (Option 1)" in body
     assert 'type="file"' not in body
+
+
+def test_leave_group_asks_first_and_she_stays_until_she_confirms(deadlines, login, course, student, student2):
+    group = services.create_group(member=student, name="Protein Diffusers")
+    invitation = services.invite(group=group, inviter=student, email=student2.user.email)
+    services.accept_invitation(invitation=invitation, member=student2)
+    client = login(student)
+    url = reverse("projects:leave", args=[course.slug, group.pk])
+    asked = client.post(url).content.decode()
+    assert "<h1>Leave Protein Diffusers?</h1>" in asked
+    assert "<li>To come back, a member of the group must invite you again.</li>" in asked
+    assert f'<a href="{reverse("projects:home", args=[course.slug])}">Cancel</a>' in asked
+    assert group.members.filter(member=student).exists()
+    body = client.post(url, {"confirm": "yes"}, follow=True).content.decode()
+    assert "You left Protein Diffusers." in body
+    assert list(group.members.values_list("member_id", flat=True)) == [student2.pk]
+
+
+def test_the_last_member_is_told_leaving_removes_the_group(deadlines, login, course, student):
+    group = services.create_group(member=student, name="Solo")
+    asked = login(student).post(reverse("projects:leave", args=[course.slug, group.pk])).content.decode()
+    assert "<li>You are its last member: the group and its proposal are removed.</li>" in asked
+    assert group.members.filter(member=student).exists()
