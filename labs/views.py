@@ -114,7 +114,8 @@ def _upload_body(request, lab: Lab, handler):
             request.session[_note_key(lab)] = request.POST.get("description", "")[:MAX_DESCRIPTION]
     else:
         note = " (accepted as late)" if submission.late else ""
-        messages.success(request, f"Submission #{submission.number} accepted{note}; it is queued for grading.")
+        # The message stays on the page while its grading moves on, so it says nothing of a state that will change.
+        messages.success(request, f"Submission #{submission.number} accepted{note}. Its grading shows below.")
     return redirect("labs:lab", course_slug=request.course.slug, lab_slug=lab.slug)
 
 

@@ -73,6 +73,8 @@ def test_student_uploads_watches_her_grading_live_sees_her_songs_and_finds_herse
     evaluation = Evaluation.objects.get(submission=submission)
     assert evaluation.status == "succeeded"
     expect(page.locator("#my-submissions td.num")).to_have_text(f"{evaluation.public_score:.4f}")
+    # Nothing on the page still says it is waiting.
+    expect(page.locator("main")).not_to_contain_text("queued")
     ada.shot("3-succeeded")
 
     page.get_by_role("link", name="Details").click()
@@ -150,7 +152,7 @@ def test_ta_grants_an_extension_and_the_student_can_then_submit(browsers, viewpo
     upload_artifact(ada.page, save_lstm(tmp_path / "extended"))
     submission = Submission.objects.get()
     expect(ada.page.locator("ul.messages")).to_have_text(
-        f"Submission #{submission.number} accepted; it is queued for grading."
+        f"Submission #{submission.number} accepted. Its grading shows below."
     )
     assert submission.late is False
     ada.shot("3-student-submitted")

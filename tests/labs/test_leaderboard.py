@@ -158,3 +158,35 @@ def test_a_leaderboard_ranks_results_of_one_device_class_only(lab, student, stud
     Evaluation.objects.filter(submission=third).update(device_class="cuda:NVIDIA H100 80GB HBM3")
     rows = leaderboard_for(lab=lab, split="public", viewer=ta).rows
     assert [r.member_id for r in rows] == [student.pk, third.member_id]  # the class most results have
+
+
+def test_a_frozen_board_tells_her_why_it_shows_her_older_score(login, lab, student, ta):
+    from django.urls import reverse
+
+    from courses.deadlines import format_course_time
+
+    graded(lab, student, public=2.5, private=2.5)
+    services.set_frozen(lab=lab, actor=ta.user, frozen=True)
+    better = graded(lab, student, public=1.5, private=1.5)
+    Evaluation.objects.filter(submission=better).update(finished_at=timezone.now() + timedelta(seconds=5))
+    lab.refresh_from_db()
+    body = login(student).get(reverse("labs:leaderboard", args=[lab.course.slug, lab.slug])).content.decode()
+    frozen_at = format_course_time(lab.frozen_at, lab.course)
+    assert (
+        '<p class="notice">The board is frozen: it ranks every entry, yours included, by what had been graded by '
+        f'<time datetime="{lab.frozen_at.isoformat()}" class="course-time">{frozen_at}</time>. Results graded since '
+        "then show on your own submissions page, and count here once the staff unfreeze the board.</p>"
+    ) in body
+    assert "2.5000" in body and "1.5000" not in body
+
+
+def test_an_unfrozen_board_says_nothing_of_freezing(login, lab, student):
+    graded(lab, student, public=2.5, private=2.5)
+    body = login(student).get(reverse_board(lab)).content.decode()
+    assert "The board is frozen" not in body
+
+
+def reverse_board(lab):
+    from django.urls import reverse
+
+    return reverse("labs:leaderboard", args=[lab.course.slug, lab.slug])
