@@ -12,6 +12,15 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=200, required=False)
 
 
+class RerunForm(forms.Form):
+    reason = forms.CharField(
+        max_length=200,
+        label="Why grade it again?",
+        help_text="Written to the audit log, e.g. “worker died” or “grader fix 1.2”.",
+        error_messages={"required": "Say why it is graded again; the reason goes to the audit log."},
+    )
+
+
 class BaseModelForm(forms.Form):
     name = forms.CharField(
         max_length=200, help_text="As adapters name it in base_model_name_or_path, e.g. LiquidAI/LFM2-1.2B."

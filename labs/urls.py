@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labs import entry_views, views
+from labs import entry_views, queue_views, views
 
 app_name = "labs"
 
@@ -8,9 +8,9 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
-    path("staff/queue/", views.queue, name="queue"),
-    path("staff/evaluations/<int:pk>/", views.evaluation_detail, name="evaluation"),
-    path("staff/submissions/<int:pk>/rerun/", views.rerun, name="rerun"),
+    path("staff/queue/", queue_views.queue, name="queue"),
+    path("staff/evaluations/<int:pk>/", queue_views.evaluation_detail, name="evaluation"),
+    path("staff/submissions/<int:pk>/rerun/", queue_views.rerun, name="rerun"),
     path("<slug:lab_slug>/", views.lab_page, name="lab"),
     path("<slug:lab_slug>/upload/", views.upload, name="upload"),
     path("<slug:lab_slug>/mine/", views.submissions_partial, name="mine"),
@@ -19,7 +19,7 @@ urlpatterns = [
     path("<slug:lab_slug>/submissions/<int:pk>/final/", entry_views.mark_final, name="mark_final"),
     path("<slug:lab_slug>/final/clear/", entry_views.clear_final, name="clear_final"),
     path("<slug:lab_slug>/submissions/<int:pk>/files/<str:name>", views.artifact_file, name="artifact_file"),
-    path("<slug:lab_slug>/staff/regrade/", views.regrade, name="regrade"),
+    path("<slug:lab_slug>/staff/regrade/", queue_views.regrade, name="regrade"),
     path("<slug:lab_slug>/staff/release/", views.release, name="release"),
     path("<slug:lab_slug>/staff/withdraw-release/", views.withdraw_release, name="withdraw_release"),
     path("<slug:lab_slug>/staff/freeze/", views.freeze, name="freeze"),

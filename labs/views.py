@@ -17,7 +17,7 @@ from courses.selectors import deadline_view
 from grader.registry import get_lab
 from labs import basemodels, selectors, services
 from labs.forms import BaseModelForm, ReasonForm, TokenForm
-from labs.models import ACTIVE_STATES, ApiToken, Evaluation, EvaluationStatus, Lab, Submission
+from labs.models import ACTIVE_STATES, ApiToken, EvaluationStatus, Lab, Submission
 from labs.uploads import MAX_DESCRIPTION, UploadRefused, accept_upload, open_upload
 
 LAB_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
@@ -237,65 +237,6 @@ def token_revoke(request, pk: int):
     services.revoke_token(token=token)
     messages.success(request, f"Token {token.name} revoked.")
     return redirect("labs:tokens", course_slug=request.course.slug)
-
-
-@staff_view
-def queue(request):
-    course = request.course
-    status = request.GET.get("status", "")
-    evaluations = Evaluation.objects.filter(submission__lab__course=course).select_related(
-        "submission__lab", "submission__member__user"
-    )
-    if status in EvaluationStatus.values:
-        evaluations = evaluations.filter(status=status)
-    labs = list(course.labs.all())
-    return render(
-        request,
-        "labs/queue.html",
-        {
-            "course": course,
-            "evaluations": evaluations.order_by("-id")[:300],
-            "summary": selectors.queue_summary(course=course),
-            "status": status,
-            "labs": labs,
-            "shared": {lab.slug: selectors.shared_artifacts(lab=lab) for lab in labs},
-        },
-    )
-
-
-@staff_view
-def evaluation_detail(request, pk: int):
-    evaluation = get_object_or_404(
-        Evaluation.objects.select_related("submission__lab", "submission__member__user"),
-        pk=pk,
-        submission__lab__course=request.course,
-    )
-    return render(request, "labs/evaluation.html", {"course": request.course, "evaluation": evaluation})
-
-
-@staff_view
-@require_POST
-def rerun(request, pk: int):
-    submission = get_object_or_404(Submission, pk=pk, lab__course=request.course)
-    form = ReasonForm(request.POST)
-    reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    evaluation = services.rerun(submission=submission, actor=request.user, reason=reason or "re-run by staff")
-    messages.success(
-        request,
-        f"Submission #{submission.number} of {submission.member.public_name} queued again as evaluation {evaluation.pk}.",
-    )
-    return redirect("labs:queue", course_slug=request.course.slug)
-
-
-@staff_view
-@require_POST
-def regrade(request, lab_slug: str):
-    lab = _lab(request, lab_slug)
-    form = ReasonForm(request.POST)
-    reason = (form.cleaned_data["reason"] if form.is_valid() else "") or "bulk re-grade"
-    count = services.regrade_lab(lab=lab, actor=request.user, reason=reason)
-    messages.success(request, f"{count} submissions of {lab.title} queued for re-grading.")
-    return redirect("labs:queue", course_slug=request.course.slug)
 
 
 @staff_view
