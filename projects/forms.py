@@ -64,9 +64,18 @@ class RegradeForm(forms.Form):
 
 
 class GradeForm(forms.Form):
-    clarity = forms.TypedChoiceField(choices=RUBRIC_CHOICES, coerce=int, label="Clarity of writing")
+    # An empty first choice: a mark is something the grader picks, never a default she forgot to change.
+    clarity = forms.TypedChoiceField(
+        choices=[("", "choose a mark"), *RUBRIC_CHOICES],
+        coerce=int,
+        label="Clarity of writing",
+        error_messages={"required": "Choose a mark for clarity of writing."},
+    )
     technical = forms.TypedChoiceField(
-        choices=RUBRIC_CHOICES, coerce=int, label="Technical communication of the main ideas"
+        choices=[("", "choose a mark"), *RUBRIC_CHOICES],
+        coerce=int,
+        label="Technical communication of the main ideas",
+        error_messages={"required": "Choose a mark for the technical communication."},
     )
     passed = forms.TypedChoiceField(
         choices=[("1", "Pass"), ("0", "Fail")], coerce=lambda v: v == "1", widget=forms.RadioSelect, label="Result"

@@ -37,7 +37,10 @@ def slides_file(request, pk: int):
 @course_view()
 @require_GET
 def review_file(request, pk: int):
-    item = get_object_or_404(PaperReview.objects.select_related("member"), pk=pk, member__course=request.course)
+    item = get_object_or_404(PaperReview.objects.select_related("member__user"), pk=pk, member__course=request.course)
     if not may_see_review(member=request.member, review=item):
         raise PermissionDenied("This review belongs to another student.")
-    return _pdf_response(item.file, f"paper-review-{item.member_id}.pdf")
+    # Named after its author, so a TA's downloads folder says whose review each file is.
+    user = item.member.user
+    author = slugify(user.get_full_name() or user.email.split("@")[0]) or f"student-{item.member_id}"
+    return _pdf_response(item.file, f"paper-review-{author}.pdf")

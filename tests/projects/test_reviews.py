@@ -122,3 +122,26 @@ def test_a_ta_grades_and_releases_from_the_queue_pages(deadlines, login, course,
     mine.refresh_from_db()
     assert (mine.clarity, mine.technical, mine.passed, mine.feedback, mine.released) == (4, 5, True, "Clear.", True)
     assert mine.graded_by == ta.user
+
+
+def test_the_grading_form_starts_with_no_mark_and_refuses_to_save_without_one(deadlines, login, course, student, ta):
+    review = services.submit_review(
+        member=student, paper_title="T", paper_authors="A", paper_link="1706.03762", upload=pdf_upload(1)
+    )
+    client = login(ta)
+    url = reverse("projects:staff_review", args=[course.slug, review.pk])
+    page = client.get(url).content.decode()
+    for name in ("clarity", "technical"):
+        assert (
+            f'<select name="{name}" required id="id_{name}">\n  <option value="" selected>choose a mark</option>'
+            in page
+        )
+        assert '<option value="1" selected>' not in page
+    body = client.post(url, {"passed": "1", "feedback": "Clear."}).content.decode()
+    assert "Choose a mark for clarity of writing." in body
+    assert "Choose a mark for the technical communication." in body
+    review.refresh_from_db()
+    assert review.clarity is None and review.graded_at is None
+
+    download = client.get(reverse("projects:review_file", args=[course.slug, review.pk]))
+    assert download["Content-Disposition"] == 'attachment; filename="paper-review-ada-lovelace.pdf"'
