@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from courses import ratelimit, services
+from courses import audit, ratelimit, services
 from courses.confirm import ask, confirmed
 from courses.deadlines import format_course_time
 from courses.features import dashboard_panels
@@ -188,8 +188,24 @@ def extension_revoke(request, pk: int):
 @staff_view
 def audit_log(request):
     course = request.course
-    entries = course.audit_entries.select_related("actor")[:500]
-    return render(request, "courses/audit.html", {"course": course, "entries": entries})
+    entries = course.audit_entries.select_related("actor")
+    actions = sorted(set(course.audit_entries.values_list("action", flat=True)))
+    action = request.GET.get("action", "")
+    who = request.GET.get("who", "").strip()[:200]
+    about = request.GET.get("about", "").strip()[:200]
+    problem = ""
+    if action and action not in actions:
+        problem, action = f"No entry has the action “{action}”; showing every action.", ""
+    if action:
+        entries = entries.filter(action=action)
+    if who:
+        entries = entries.filter(actor__email__icontains=who)
+    if about:
+        entries = entries.filter(target__icontains=about)
+    rows = [(entry, audit.changes(entry, course)) for entry in entries[:500]]
+    filters = {"action": action, "who": who, "about": about}
+    context = {"course": course, "rows": rows, "actions": actions, "filters": filters, "problem": problem}
+    return render(request, "courses/audit.html", context)
 
 
 @staff_view

@@ -125,3 +125,31 @@ def test_revoking_an_extension_asks_first_with_the_deadline_she_goes_back_to(log
     assert "Extension revoked." in body
     extension.refresh_from_db()
     assert extension.revoked_by == ta.user
+
+
+def test_the_audit_log_shows_changes_in_words_and_filters_by_action_who_and_subject(login, ta, student, course):
+    from courses import audit, services
+    from courses.deadlines import format_course_time
+
+    deadline = course.deadlines.get(key="lab1")
+    first, second = deadline.due_at + timedelta(days=1), deadline.due_at + timedelta(days=2)
+    services.grant_extension(deadline=deadline, member=student, until=first, reason="ill", actor=ta.user)
+    services.grant_extension(deadline=deadline, member=student, until=second, reason="still ill", actor=ta.user)
+    audit.record(course=course, actor=None, action="lab.regrade", target="lab1-music", after={"evaluations": 3})
+    client = login(ta)
+    url = reverse("courses:audit", args=[course.slug])
+    body = client.get(url).content.decode()
+    assert f"<li>until: {format_course_time(first, course)} → {format_course_time(second, course)}</li>" in body
+    assert "<li>evaluations: 3</li>" in body
+    assert "{&#x27;" not in body and "{&quot;" not in body  # no raw dictionaries
+    assert '<td class="nowrap"><time' in body
+
+    regrades = client.get(url, {"action": "lab.regrade"}).content.decode()
+    assert "<li>evaluations: 3</li>" in regrades and "until:" not in regrades
+    by_ta = client.get(url, {"who": "grace"}).content.decode()
+    assert "until:" in by_ta and "evaluations: 3" not in by_ta
+    about = client.get(url, {"about": student.user.email}).content.decode()
+    assert "until:" in about and "evaluations: 3" not in about
+    unknown = client.get(url, {"action": "nothing.like.this"}).content.decode()
+    assert "No entry has the action “nothing.like.this”; showing every action." in unknown
+    assert "evaluations: 3" in unknown and "until:" in unknown
