@@ -4,6 +4,7 @@ from datetime import datetime
 
 from django import forms
 
+from courses.deadlines import zone_label
 from courses.models import Deadline, Membership, Role
 
 
@@ -61,6 +62,10 @@ class ExtensionForm(forms.Form):
         )
         self.fields["member"].label_from_instance = lambda m: f"{m.user.get_full_name()} <{m.user.email}>"
         self.fields["until"].tz = course.tz
+        # The course's zone, not the browser's: say which, on the field itself.
+        self.fields["until"].label = f"Until ({zone_label(course)}, the course's time zone)"
+        # A deadline of this course needs no course name after it.
+        self.fields["deadline"].label_from_instance = lambda d: d.title
 
 
 class JoinForm(forms.Form):

@@ -7,6 +7,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
@@ -187,10 +188,11 @@ def leaderboard(request, lab_slug: str):
     except ValueError:
         page = 1
     board = selectors.leaderboard_for(lab=lab, split=split, viewer=request.member, page=page)
-    columns = selectors.leaderboard_columns(lab)
-    return render(
-        request, "labs/leaderboard.html", {"course": request.course, "lab": lab, "board": board, "columns": columns}
-    )
+    context = {"course": request.course, "lab": lab, "board": board, "columns": selectors.leaderboard_columns(lab)}
+    if request.member.is_staff_role and lab.private_released_at is None:
+        # The button is shown as it would answer: refused, and why, until the one deadline rule allows it.
+        context["release_refusal"] = services.release_refusal(lab, at=timezone.now())
+    return render(request, "labs/leaderboard.html", context)
 
 
 @course_view(Role.STUDENT)

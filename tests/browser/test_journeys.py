@@ -133,7 +133,7 @@ def test_ta_grants_an_extension_and_the_student_can_then_submit(browsers, viewpo
     grace.goto(reverse("courses:extensions", args=[course.slug]))
     until = timezone.localtime(timezone.now() + timedelta(days=1), course.tz).replace(second=0, microsecond=0)
     page = grace.page
-    page.get_by_label("Deadline").select_option(label=str(lab.deadline))
+    page.get_by_label("Deadline").select_option(label=lab.deadline.title)
     page.get_by_label("Student").select_option(label=f"Ada Lovelace <{student.user.email}>")
     page.get_by_label("Until").fill(until.strftime("%Y-%m-%dT%H:%M"))
     page.get_by_label("Reason").fill("Ill on the due date")

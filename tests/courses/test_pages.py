@@ -153,3 +153,11 @@ def test_the_audit_log_shows_changes_in_words_and_filters_by_action_who_and_subj
     unknown = client.get(url, {"action": "nothing.like.this"}).content.decode()
     assert "No entry has the action “nothing.like.this”; showing every action." in unknown
     assert "evaluations: 3" in unknown and "until:" in unknown
+
+
+def test_the_extension_form_names_its_time_zone_and_lists_deadlines_by_title(login, ta, course):
+    body = login(ta).get(reverse("courses:extensions", args=[course.slug])).content.decode()
+    deadline = course.deadlines.get(key="lab1")
+    assert '<label for="id_until">Until (ET, the course&#x27;s time zone):</label>' in body
+    assert f'<option value="{deadline.pk}">Lab 1: Music Generation</option>' in body
+    assert f"({course.slug})" not in body

@@ -160,3 +160,20 @@ def test_release_freeze_and_withdraw_answer_each_role_as_staff_only_and_change_n
             assert state() == before, name
     if not allowed:
         assert not lab.course.audit_entries.filter(action__startswith="leaderboard.").exists()
+
+
+def test_the_release_button_is_shown_disabled_with_the_reason_while_students_can_still_submit(login, course, ta):
+    from django.urls import reverse
+
+    from courses.deadlines import format_course_time
+    from tests.factories import make_music_lab
+
+    lab = make_music_lab(course)
+    body = login(ta).get(reverse("labs:leaderboard", args=[course.slug, lab.slug])).content.decode()
+    last = format_course_time(lab.deadline.course_due_at + timedelta(minutes=lab.deadline.grace_minutes), course)
+    assert (
+        '<p id="release-blocked">Private scores cannot be released yet: students can still submit on time until '
+        f"{last} (extensions and grace minutes included).</p>"
+    ) in body
+    assert '<button type="button" disabled aria-describedby="release-blocked">Release private scores</button>' in body
+    assert reverse("labs:release", args=[course.slug, lab.slug]) not in body
