@@ -146,11 +146,25 @@ class Browser:
         self.page.screenshot(path=str(self.shots / f"{self.viewport}-{name}.png"), full_page=True)
 
     def assert_fits_the_screen(self):
-        """No sideways scrolling of the whole page (wide tables scroll inside their own box)."""
+        """No sideways scrolling of the whole page, and no table cell wider than the screen (on a phone, rows stack)."""
         overflow = self.page.evaluate(
             "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 1, f"{self.page.url} is {overflow}px wider than the {self.viewport} screen"
+        wide = self.page.evaluate(
+            """() => Array.from(document.querySelectorAll("td, th"))
+                .filter(cell => cell.scrollWidth > window.innerWidth)
+                .slice(0, 5)
+                .map(cell => `${cell.scrollWidth}px: ${cell.textContent.trim().slice(0, 60)}`)"""
+        )
+        assert wide == [], f"{self.page.url}: table cells wider than the {self.viewport} screen: {wide}"
+        if self.viewport == "phone":
+            # A stacked table fits the screen: its box does not scroll sideways either.
+            scrolling = self.page.evaluate(
+                """() => Array.from(document.querySelectorAll(".table-wrap"))
+                    .filter(wrap => wrap.scrollWidth > wrap.clientWidth + 1).length"""
+            )
+            assert scrolling == 0, f"{self.page.url}: {scrolling} tables scroll sideways on the phone"
 
     def assert_clean(self):
         self.audit()
