@@ -132,7 +132,8 @@ def withdraw_nomination(*, round: Round, member: Membership, at=None) -> None:
 def declare_conflicts(*, assignment: JudgeAssignment, entry_ids: set[int], at=None) -> list[Conflict]:
     """The judge names the entries she is conflicted with (possibly none); only then does she see materials.
 
-    Declared conflicts are never withdrawn by the judge herself: a TA can remove one in the admin.
+    She may revise the list while the round is open: a newly ticked entry loses her marks; an unticked one is
+    withdrawn, audited, and she may then score it (a mistaken tick must not cost the entry a judge).
     """
     now = _now(at)
     round = assignment.round
@@ -142,6 +143,9 @@ def declare_conflicts(*, assignment: JudgeAssignment, entry_ids: set[int], at=No
     if len(entries) != len(set(entry_ids)):
         raise ValidationError("One of the entries is not in this round.")
     with transaction.atomic():
+        earlier = Conflict.objects.filter(judge=assignment.judge, entry__round=round)
+        withdrawn = sorted(earlier.exclude(entry__in=entries).values_list("entry_id", flat=True))
+        earlier.exclude(entry__in=entries).delete()
         conflicts = [Conflict.objects.get_or_create(judge=assignment.judge, entry=entry)[0] for entry in entries]
         Score.objects.filter(judge=assignment.judge, entry__in=entries).delete()
         if assignment.conflicts_declared_at is None:
@@ -154,6 +158,14 @@ def declare_conflicts(*, assignment: JudgeAssignment, entry_ids: set[int], at=No
             action="prizes.conflict.declared",
             target=f"round {round.pk} {round.title}",
             after={"entries": sorted(e.pk for e in entries)},
+        )
+    if withdrawn:
+        audit.record(
+            course=round.course,
+            actor=assignment.judge.user,
+            action="prizes.conflict.withdrawn",
+            target=f"round {round.pk} {round.title}",
+            before={"entries": withdrawn},
         )
     return conflicts
 

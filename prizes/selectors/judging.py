@@ -13,6 +13,14 @@ def entry_people(entry: Entry) -> list[str]:
     return [entry.member.public_name]
 
 
+def entry_real_names(entry: Entry) -> list[str]:
+    """Who is behind an entry, by real name: a judge declaring conflicts must recognise the people, not pseudonyms."""
+    members = (
+        [gm.member for gm in entry.group.members.select_related("member__user")] if entry.group_id else [entry.member]
+    )
+    return [m.user.get_full_name() or m.public_name for m in members]
+
+
 def round_entries(round: Round) -> list[Entry]:
     return list(round.entries.select_related("group", "member__user", "submission").order_by("position", "id"))
 
@@ -47,6 +55,7 @@ def sample_of(entry: Entry) -> dict | None:
 class JudgeEntry:
     entry: Entry
     people: list[str]
+    real_names: list[str]
     conflicted: bool
     scores: dict[int, int]
     complete: bool
@@ -54,7 +63,7 @@ class JudgeEntry:
     sample: dict | None = None
 
 
-def judge_page(*, assignment: JudgeAssignment) -> list[JudgeEntry]:
+def judge_page(*, assignment: JudgeAssignment, revising: bool = False) -> list[JudgeEntry]:
     """Her entries in presentation order with her own marks only; a conflicted entry carries no materials."""
     round = assignment.round
     criteria = list(round.criteria.values_list("pk", flat=True))
@@ -74,6 +83,7 @@ def judge_page(*, assignment: JudgeAssignment) -> list[JudgeEntry]:
             JudgeEntry(
                 entry=entry,
                 people=entry_people(entry),
+                real_names=entry_real_names(entry) if assignment.conflicts_declared_at is None or revising else [],
                 conflicted=is_conflicted,
                 scores=scores,
                 complete=bool(criteria) and all(c in scores for c in criteria),

@@ -36,14 +36,15 @@ def judge_home(request):
     )
 
 
-def _judge_context(request, round: Round, assignment) -> dict:
+def _judge_context(request, round: Round, assignment, *, revising: bool = False) -> dict:
     now = timezone.now()
     return {
         "course": request.course,
         "round": round,
         "assignment": assignment,
         "criteria": list(round.criteria.all()),
-        "rows": judge_page(assignment=assignment),
+        "rows": judge_page(assignment=assignment, revising=revising),
+        "revising": revising,
         "clock": talk_clock(round=round, at=now),
         "open": round.is_open(now),
         "closed": round.is_closed(now),
@@ -56,8 +57,11 @@ def _judge_context(request, round: Round, assignment) -> dict:
 def judge_round(request, pk: int):
     round = course_round(request, pk)
     assignment = _assignment_or_404(request, round)
-    context = _judge_context(request, round, assignment)
-    template = "prizes/judge_round.html" if assignment.conflicts_declared_at else "prizes/judge_conflicts.html"
+    # ?conflicts: she revisits her declaration (while the round is open) to add or withdraw a conflict.
+    revising = "conflicts" in request.GET and not round.is_closed(timezone.now())
+    context = _judge_context(request, round, assignment, revising=revising)
+    declared = assignment.conflicts_declared_at is not None
+    template = "prizes/judge_round.html" if declared and not revising else "prizes/judge_conflicts.html"
     return render(request, template, context)
 
 

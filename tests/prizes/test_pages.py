@@ -67,7 +67,7 @@ def test_the_whole_round_from_assignment_to_published_winners(client, course, ta
 
     panel = signed_in(judge)
     page = panel.get(url("judge_round", course, round.pk)).content.decode()
-    assert "Confirm my conflicts" in page and "ada.lovelace" in page and "Score" not in page
+    assert "Confirm my conflicts" in page and "Ada Lovelace" in page and "Score" not in page
     assert student.user.email not in page
     panel.post(url("declare_conflicts", course, round.pk), {"conflict": [str(beta.pk)]})
     page = panel.get(url("judge_round", course, round.pk)).content.decode()
@@ -196,3 +196,45 @@ def test_a_student_sees_the_nomination_page_of_a_lab_round(login, course, studen
     assert "You have no graded submission with generated samples yet." in body
     dashboard = login(student).get(reverse("courses:dashboard", args=[course.slug])).content.decode()
     assert "Best song" in dashboard
+
+
+def test_a_judge_declares_conflicts_by_real_names_and_can_revise_them_while_the_round_is_open(
+    login, course, judge, student, student2
+):
+    from django.utils import timezone
+
+    from courses.models import AuditEntry
+    from prizes.models import Conflict, JudgeAssignment, Score
+    from tests.browser.test_journeys import group_of, presentation_round
+
+    Membership = type(student)
+    Membership.objects.filter(pk=student.pk).update(display_name="quiet-heron")
+    alpha = group_of(course, "Alpha", "Diffusion for proteins", student)
+    beta = group_of(course, "Beta", "A tiny LLM tutor", student2)
+    round = presentation_round(course, alpha, beta)
+    assignment = JudgeAssignment.objects.create(round=round, judge=judge)
+    client = login(judge)
+    url = reverse("prizes:judge_round", args=[course.slug, round.pk])
+    page = client.get(url).content.decode()
+    first, second = round.entries.order_by("position")
+    assert (
+        f'<label for="conflict-{first.pk}" class="inline-label">Diffusion for proteins — Ada Lovelace</label>' in page
+    )
+    assert "quiet-heron" not in page
+
+    declare = reverse("prizes:declare_conflicts", args=[course.slug, round.pk])
+    client.post(declare, {"conflict": [str(first.pk)]})
+    criterion = round.criteria.get()
+    Score.objects.create(judge=judge, entry=second, criterion=criterion, value=4, updated_at=timezone.now())
+
+    # She comes back: her conflict is ticked, and she swaps it for the other entry.
+    page = client.get(url + "?conflicts").content.decode()
+    assert f'value="{first.pk}" id="conflict-{first.pk}" checked>' in page
+    assert f'value="{second.pk}" id="conflict-{second.pk}">' in page
+    client.post(declare, {"conflict": [str(second.pk)]})
+    assert list(Conflict.objects.values_list("entry_id", flat=True)) == [second.pk]
+    assert not Score.objects.filter(entry=second).exists()  # a newly conflicted entry loses her marks
+    withdrawn = AuditEntry.objects.get(action="prizes.conflict.withdrawn")
+    assert withdrawn.actor == judge.user and withdrawn.before == {"entries": [first.pk]}
+    assignment.refresh_from_db()
+    assert assignment.conflicts_declared_at is not None
