@@ -570,10 +570,12 @@ def rush(args, env, labs, tokens, work: Path) -> list[int]:
     print("shares          " + "  ".join(f"{name} {share:.2f}" for name, share in shares.items()))
     behind = len(results) < args.students or len(accepted) < len(results) or wall > args.window * 1.2
     if behind or worst_ratio > 5:
-        name, share = max(shares.items(), key=lambda item: item[1])
-        busy = f["machine_busy_s"] / (f["wall_s"] * cores)
+        # Every resource at 90% or more of what it gives ran out together; else the busiest one.
+        full = [(name, share) for name, share in shares.items() if share >= 0.9]
+        full = full or [max(shares.items(), key=lambda item: item[1])]
+        named = " and ".join(f"{name} ({share:.2f})" for name, share in sorted(full, key=lambda item: -item[1]))
         print(
-            f"ran out         {name} (share {share:.2f}; the machine's CPU was {busy:.2f} busy): this machine did not "
+            f"ran out         {named}: this machine did not "
             f"take {args.students} uploads in {args.window:.0f}s at the idle site's latency (p95 up to "
             f"{worst_ratio:.1f}x the idle one, all sent after {wall:.1f}s)"
         )
