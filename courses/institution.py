@@ -92,7 +92,3 @@ class InstitutionCallback(OIDCAuthenticationCallbackView):
         )
         messages.error(self.request, reason)
         return redirect("login")
-
-
-InstitutionSignIn.access_rule = ("public", ())
-InstitutionCallback.access_rule = ("public", ())
