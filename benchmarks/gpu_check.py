@@ -75,13 +75,15 @@ def course_size_lstm(folder: Path, *, seed: int = 0) -> Path:
     return folder
 
 
-def evaluate_once(lab: str, submission: Path, data: Path, out: Path, device: str) -> tuple[dict, float]:
+def evaluate_once(
+    lab: str, submission: Path, data: Path, out: Path, device: str, family: str | None = None
+) -> tuple[dict, float]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     options = []
     if lab == "llm":  # the folder prepare-data built beside the datasets stands in for the course's base model
         from grader.labs.llm import tiny_base_dir
 
-        options = ["--option", f"base_model={tiny_base_dir(data).resolve()}"]
+        options = ["--option", f"base_model={tiny_base_dir(data, family).resolve()}"]
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "grader", "evaluate", "--lab", lab, "--submission", str(submission)]
@@ -138,7 +140,11 @@ def determinism(args, work: Path) -> list[dict]:
         data = args.datasets / lab
         results = []
         for k in (1, 2):
-            results.append(evaluate_once(lab, submission, data, work / f"out-{lab}-{name.split()[0]}-{k}", args.device))
+            results.append(
+                evaluate_once(
+                    lab, submission, data, work / f"out-{lab}-{name.split()[0]}-{k}", args.device, args.llm_family
+                )
+            )
         (first, wall1), (second, wall2) = results
         verdict = compare(first, second)
         row = {
@@ -281,8 +287,14 @@ def vision_speed(args, work: Path) -> dict:
 def llm_speed(args, work: Path) -> dict:
     import llm_generation
 
+    from grader.labs.llm import tiny_base_dir
+
     figures = llm_generation.measure(
-        data=args.datasets / "llm", adapter=args.references / "llm", base_model=None, device=args.device, repeat=3
+        data=args.datasets / "llm",
+        adapter=args.references / "llm",
+        base_model=tiny_base_dir(args.datasets / "llm", args.llm_family),
+        device=args.device,
+        repeat=3,
     )
     figures["ratio_evaluator_over_bare_time"] = figures["ratio_bare_over_evaluator"]
     print(
@@ -302,6 +314,7 @@ def main() -> None:
     parser.add_argument("--labs", default="music,vision,llm", help="comma-separated subset")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--llm-family", default=None, help="the tiny Lab 3 base to use: gemma2 (default), lfm2, qwen3")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args()
     args.labs = [lab for lab in args.labs.split(",") if lab]
