@@ -1,9 +1,10 @@
 """The warm boxes of one worker process: one per lab it serves, started ahead, each used for exactly one job.
 
-A box is started with a lab's mounts and limits, does that lab's imports and verifies its dataset, says ready and
-waits for its one job; after the job it is gone and a fresh one replaces it (one box, one job: nothing of one
-student's run can reach the next). The key a box was started for (lab configuration, dataset, limits, base model)
-must equal the job's, or the box is killed instead of used.
+A box is started with a lab's mounts and limits at a low CPU weight, does that lab's imports and verifies its
+dataset, says ready and waits for its one job, which raises it to the normal weight; after the job it is gone and a
+fresh one replaces it (one box, one job: nothing of one student's run can reach the next). Boxes start one at a
+time, from a queue, so warming never crowds the job that runs meanwhile. The key a box was started for (lab
+configuration, dataset, limits, base model) must equal the job's, or the box is killed instead of used.
 
 Idle boxes cost memory, so the pool is bounded twice: by a count and by a budget of the memory the boxes hold once
 ready (measured from their cgroups, remembered per key). On a GPU node at most one idle box of the process holds a
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ class WarmBox:
     running: RunningSandbox
     cuda: bool
     memory_bytes: int | None = None  # measured once ready
+    ready: bool = False
 
 
 def discard(box: WarmBox) -> None:
@@ -66,16 +69,23 @@ class WarmPool:
         self.started = 0
         self.over_budget = 0
         self._lock = threading.Lock()
-        self._watchers: list[threading.Thread] = []
+        self._queue: list[tuple[tuple, Starter]] = []  # boxes still to start, most wanted first
+        self._starter: threading.Thread | None = None
+        self._changed = threading.Condition(self._lock)  # the queue changed, or the starter finished a box
+        self._busy = False  # the starter is starting or measuring a box
+        self._closed = False
 
     def take(self, key: tuple) -> WarmBox | None:
-        """The idle box started for ``key``, handed over for its one job (it leaves the pool); None: start cold."""
+        """The box started for ``key``, handed over for its one job at the normal CPU weight (it leaves the pool);
+        None: start cold. A box still warming is taken too: what is left of its warm-up is less than a cold start."""
         with self._lock:
             box = self.boxes.pop(key, None)
             if box is None:
                 self.misses += 1
             else:
                 self.hits += 1
+        if box is not None:
+            box.running.prioritise()
         return box
 
     def held_bytes(self) -> int:
@@ -90,18 +100,39 @@ class WarmPool:
         """Make the idle boxes those of ``wanted`` (keys in order of priority, each with how to start its box).
 
         Boxes of other keys (a lab whose configuration, dataset or limits changed, or one no longer served) are
-        killed; missing ones are started, the first ``max_boxes`` keys only, while the budget allows.
+        killed now; missing ones, the first ``max_boxes`` keys only, join the queue of boxes to start. The queue
+        starts one box at a time, the next once the last is ready: several interpreters importing torch at once
+        would each take longer, and together they would take CPU from the job that runs meanwhile.
         """
         wanted = wanted[: max(0, self.max_boxes)]
         keys = {key for key, _ in wanted}
         with self._lock:
+            if self._closed:
+                return
             stale = [box for key, box in self.boxes.items() if key not in keys]
             for box in stale:
                 del self.boxes[box.key]
+            self._queue = [(key, start) for key, start in wanted if key not in self.boxes]
+            if self._queue and self._starter is None:
+                # One thread for the pool's life: bwrap's --die-with-parent kills a box when the thread that
+                # started it ends (the parent-death signal follows the thread), so the starter never ends early.
+                self._starter = threading.Thread(target=self._start_queued, daemon=True, name="warm-box-starter")
+                self._starter.start()
+            self._changed.notify_all()
         for box in stale:
             discard(box)
-        for key, start in wanted:
+
+    def _start_queued(self) -> None:
+        while True:
             with self._lock:
+                self._busy = False
+                self._changed.notify_all()
+                while not self._closed and not self._queue:
+                    self._changed.wait()
+                if self._closed:
+                    return
+                self._busy = True
+                key, start = self._queue.pop(0)
                 if key in self.boxes:
                     continue
                 if self._held_bytes() + self.footprints.get(key, 0) > self.memory_budget_bytes:
@@ -115,14 +146,21 @@ class WarmPool:
                 continue
             box = WarmBox(key, job_dir, running, cuda)
             with self._lock:
-                self.boxes[key] = box
-                self.started += 1
-            watcher = threading.Thread(target=self._measure, args=(box,), daemon=True, name="warm-box-memory")
-            self._watchers = [w for w in self._watchers if w.is_alive()] + [watcher]
-            watcher.start()
+                closed = self._closed
+                if not closed:
+                    self.boxes[key] = box
+                    self.started += 1
+            if closed:
+                discard(box)
+                return
+            self._measure(box)
 
     def _measure(self, box: WarmBox) -> None:
-        """Once the box is ready, record what it holds; a box past the budget (or never ready) is killed."""
+        """Once the box is ready, record what it holds; a box past the budget (or never ready) is killed.
+
+        A box taken for a job meanwhile is waited for too: it finishes warming at the normal weight, and the
+        next box of the queue then warms beside that job at the low one.
+        """
         ready = box.running.wait_ready(self.startup_seconds)
         memory = box.running.memory_bytes() if ready else None
         drop = False
@@ -132,6 +170,7 @@ class WarmPool:
             if not ready:
                 drop = True
             else:
+                box.ready = True
                 box.memory_bytes = memory
                 if memory:
                     self.footprints[box.key] = memory
@@ -144,14 +183,24 @@ class WarmPool:
             log.info("dropping the pre-started sandbox for %s (ready: %s, %s bytes)", box.key[0], ready, memory)
             discard(box)
 
-    def settle(self, timeout: float | None = None) -> None:
-        """Wait until every started box has been measured (tests and benchmarks, to see the pool at rest)."""
-        for watcher in list(self._watchers):
-            watcher.join(timeout)
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until the queue is empty and every started box measured (tests and benchmarks: the pool at rest);
+        False if ``timeout`` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while (self._queue or self._busy) and not self._closed:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
 
     def close(self) -> None:
         """Kill every idle box (the worker process is ending)."""
         with self._lock:
+            self._closed = True
+            self._queue = []
+            self._changed.notify_all()
             boxes, self.boxes = list(self.boxes.values()), {}
         for box in boxes:
             discard(box)
