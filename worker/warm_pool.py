@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +70,10 @@ class WarmPool:
         self._lock = threading.Lock()
         self._queue: list[tuple[tuple, Starter]] = []  # boxes still to start, most wanted first
         self._starter: threading.Thread | None = None
-        self._changed = threading.Condition(self._lock)  # the queue changed, or the starter finished a box
-        self._busy = False  # the starter is starting or measuring a box
+        self._changed = threading.Condition(self._lock)  # the queue, the pool or a box's warm-up changed
+        self._fresh = False  # the queue was just renewed and its head is not started yet
+        self._starting = False
+        self._warming: list[WarmBox] = []  # started, not yet ready (or dropped)
         self._closed = False
 
     def take(self, key: tuple) -> WarmBox | None:
@@ -84,6 +85,7 @@ class WarmPool:
                 self.misses += 1
             else:
                 self.hits += 1
+                self._changed.notify_all()  # the next box of the queue may start
         if box is not None:
             box.running.prioritise()
         return box
@@ -100,9 +102,10 @@ class WarmPool:
         """Make the idle boxes those of ``wanted`` (keys in order of priority, each with how to start its box).
 
         Boxes of other keys (a lab whose configuration, dataset or limits changed, or one no longer served) are
-        killed now; missing ones, the first ``max_boxes`` keys only, join the queue of boxes to start. The queue
-        starts one box at a time, the next once the last is ready: several interpreters importing torch at once
-        would each take longer, and together they would take CPU from the job that runs meanwhile.
+        killed now; missing ones, the first ``max_boxes`` keys only, form the queue of boxes to start. The head of
+        the queue (most likely the next job's) is started before this returns; the rest one at a time, the next
+        once the last is ready or taken for a job: several interpreters importing torch at once would each take
+        longer, and a box warming beside a job should be one at most.
         """
         wanted = wanted[: max(0, self.max_boxes)]
         keys = {key for key, _ in wanted}
@@ -113,25 +116,30 @@ class WarmPool:
             for box in stale:
                 del self.boxes[box.key]
             self._queue = [(key, start) for key, start in wanted if key not in self.boxes]
+            self._fresh = bool(self._queue)
             if self._queue and self._starter is None:
                 # One thread for the pool's life: bwrap's --die-with-parent kills a box when the thread that
                 # started it ends (the parent-death signal follows the thread), so the starter never ends early.
                 self._starter = threading.Thread(target=self._start_queued, daemon=True, name="warm-box-starter")
                 self._starter.start()
             self._changed.notify_all()
+            # Bounded: starting a box (staging, cgroup, exec) takes a fraction of a second.
+            self._changed.wait_for(lambda: not (self._fresh and self._queue) or self._closed, timeout=10)
         for box in stale:
             discard(box)
+
+    def _may_start_next(self) -> bool:
+        """The head of a fresh queue starts at once; otherwise only once no box is warming idle in the pool."""
+        if not self._queue:
+            return False
+        return self._fresh or not any(self.boxes.get(box.key) is box for box in self._warming)
 
     def _start_queued(self) -> None:
         while True:
             with self._lock:
-                self._busy = False
-                self._changed.notify_all()
-                while not self._closed and not self._queue:
-                    self._changed.wait()
+                self._changed.wait_for(lambda: self._closed or self._may_start_next())
                 if self._closed:
                     return
-                self._busy = True
                 key, start = self._queue.pop(0)
                 if key in self.boxes:
                     continue
@@ -139,32 +147,35 @@ class WarmPool:
                     self.over_budget += 1
                     continue
                 cuda = cuda_box_allowed(device=self.device, boxes=list(self.boxes.values()))
+                self._starting = True
             try:
                 job_dir, running = start(cuda)
             except Exception:
                 log.warning("could not pre-start a sandbox for %s", key[0], exc_info=True)
-                continue
-            box = WarmBox(key, job_dir, running, cuda)
+                running = None
             with self._lock:
+                self._starting = False
+                self._fresh = False
                 closed = self._closed
-                if not closed:
+                if running is not None and not closed:
+                    box = WarmBox(key, job_dir, running, cuda)
                     self.boxes[key] = box
+                    self._warming.append(box)
                     self.started += 1
-            if closed:
-                discard(box)
+                    threading.Thread(target=self._measure, args=(box,), daemon=True, name="warm-box-ready").start()
+                self._changed.notify_all()
+            if running is not None and closed:
+                discard(WarmBox(key, job_dir, running, cuda))
                 return
-            self._measure(box)
 
     def _measure(self, box: WarmBox) -> None:
-        """Once the box is ready, record what it holds; a box past the budget (or never ready) is killed.
-
-        A box taken for a job meanwhile is waited for too: it finishes warming at the normal weight, and the
-        next box of the queue then warms beside that job at the low one.
-        """
+        """Once the box is ready, record what it holds; a box past the budget (or never ready) is killed."""
         ready = box.running.wait_ready(self.startup_seconds)
         memory = box.running.memory_bytes() if ready else None
         drop = False
         with self._lock:
+            self._warming.remove(box)
+            self._changed.notify_all()
             if self.boxes.get(box.key) is not box:
                 return  # taken for a job (or replaced) meanwhile
             if not ready:
@@ -186,14 +197,10 @@ class WarmPool:
     def settle(self, timeout: float | None = None) -> bool:
         """Wait until the queue is empty and every started box measured (tests and benchmarks: the pool at rest);
         False if ``timeout`` passed first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while (self._queue or self._busy) and not self._closed:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._changed.wait(left)
-        return True
+            return self._changed.wait_for(
+                lambda: self._closed or not (self._queue or self._starting or self._warming), timeout=timeout
+            )
 
     def close(self) -> None:
         """Kill every idle box (the worker process is ending)."""
