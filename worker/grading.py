@@ -174,6 +174,7 @@ def grade(evaluation_id: int) -> str:
         else:
             job_dir = new_job_dir()
             running = start_sandbox(sandbox, lab, job_dir, data_dir)
+            running.prioritise()  # a job waits on this box's warm-up: it is not background work
         fill_submission(evaluation, job_dir)
         outcome = run_in_sandbox(running, lab, heartbeat)
         if heartbeat.lost.is_set():
