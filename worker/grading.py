@@ -176,6 +176,7 @@ def grade(evaluation_id: int) -> str:
     job_dir: Path | None = None
     data_dir: Path | None = None
     warm = None
+    running: RunningSandbox | None = None
     try:
         if lab.dataset is None:
             raise DatasetUnavailable(f"lab {lab.slug} has no registered hidden dataset")
@@ -201,6 +202,8 @@ def grade(evaluation_id: int) -> str:
         )
     finally:
         heartbeat.stop()
+        if running is not None:
+            running.kill()  # whatever went wrong on the way, no box outlives its job (kill is idempotent)
         if job_dir is not None:
             shutil.rmtree(job_dir, ignore_errors=True)
     result = conclude(evaluation, token, verdict)
