@@ -60,3 +60,14 @@ def lab(course):
 
 def loads(data: bytes):
     return json.loads(data)
+
+
+def zip_pdf() -> bytes:
+    """A zip archive holding a PDF: its own bytes carry the PDF header within the first kilobyte."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("report.pdf", PDF)
+    return buffer.getvalue()
