@@ -9,10 +9,12 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET
 
+from courses import audit
 from courses.models import Role
 from courses.permissions import course_view, staff_view
 from labs import intake
 from labs.entries import exports, services
+from labs.entries.forms import EntryKitForm
 from labs.entries.models import FILE_PARTS, EntryFile, LabEntry, Part
 from labs.models import EvaluationStatus, Lab
 
@@ -171,13 +173,29 @@ def entry_notebook(request, lab_slug: str, pk: int):
 
 
 @staff_view
-@require_GET
 def staff_entries(request, lab_slug: str):
+    """A lab's entries with what each lacks, and the form for what an entry needs (audited when changed)."""
     lab = _lab(request, lab_slug)
     kit = services.kit_for(lab)
+    form = EntryKitForm(request.POST or None, instance=kit, course=request.course)
+    if request.method == "POST":
+        if form.is_valid():
+            before = {"parts": list(kit.parts or []), "deadline": kit.deadline_id} if kit.pk else None
+            kit = form.save()
+            audit.record(
+                course=request.course,
+                actor=request.user,
+                action="lab.entry_kit",
+                target=lab.slug,
+                before=before,
+                after={"parts": kit.parts, "deadline": kit.deadline_id},
+            )
+            messages.success(request, "The entry requirements are saved.")
+            return redirect("labs:staff_entries", course_slug=request.course.slug, lab_slug=lab.slug)
+        messages.error(request, "The entry requirements were not saved; see the reasons below.")
     entries = LabEntry.objects.filter(lab=lab).select_related("member__user", "submission").prefetch_related("files")
     rows = [{"entry": entry, "completeness": services.completeness(entry, kit)} for entry in entries]
-    context = {"course": request.course, "lab": lab, "kit": kit, "rows": rows}
+    context = {"course": request.course, "lab": lab, "kit": kit, "rows": rows, "form": form}
     return render(request, "labs/staff_entries.html", context)
 
 

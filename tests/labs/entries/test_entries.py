@@ -148,3 +148,49 @@ def test_she_assembles_her_entry_on_the_page(course, lab, student, login):
     assert entry.files.get().part == "notebook"
     page = client.get(url).content.decode()
     assert "Still missing: pdf report; audio recording of the song; image of the bar plot." in page
+
+
+def _kit_form(**overrides):
+    data = {
+        "parts": ["notebook", "discussion"],
+        "deadline": "",
+        "max_text_chars": 4000,
+        "song_types": "wav, ogg",
+        "plot_types": "png",
+        "max_notebook_mb": 8,
+        "max_report_mb": 10,
+        "max_song_mb": 20,
+        "max_plot_mb": 5,
+    }
+    return {**data, **overrides}
+
+
+def test_staff_set_what_an_entry_needs_on_the_entries_page_and_it_is_audited(course, lab, ta, login):
+    from courses.models import AuditEntry
+    from labs.entries.models import EntryKit
+
+    url = reverse("labs:staff_entries", args=[course.slug, lab.slug])
+    response = login(ta).post(url, _kit_form())
+    assert response.status_code == 302
+    kit = EntryKit.objects.get(lab=lab)
+    assert kit.parts == ["notebook", "discussion"] and kit.max_notebook_bytes == 8 * 1024 * 1024
+    assert kit.song_types == "wav,ogg" and kit.deadline is None
+    entry = AuditEntry.objects.get(action="lab.entry_kit")
+    assert entry.after["parts"] == ["notebook", "discussion"] and entry.actor == ta.user
+
+
+def test_entry_requirements_with_an_unknown_format_or_part_change_nothing(course, lab, ta, student, login):
+    from labs.entries.models import EntryKit
+
+    def state():
+        return list(EntryKit.objects.filter(lab=lab).values())
+
+    before = state()
+    url = reverse("labs:staff_entries", args=[course.slug, lab.slug])
+    page = login(ta).post(url, _kit_form(song_types="wav, exe")).content.decode()
+    assert "Unknown formats exe" in page
+    page = login(ta).post(url, _kit_form(parts=["notebook", "malware"])).content.decode()
+    assert "malware is not one of the available choices" in page
+    assert state() == before
+    assert login(student).post(url, _kit_form()).status_code == 403
+    assert state() == before
