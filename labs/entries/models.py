@@ -91,6 +91,10 @@ class EntryFile(models.Model):
     rendered_key = models.CharField(max_length=300, blank=True, help_text="Notebooks: the sanitised HTML.")
     findings = models.JSONField(default=list, blank=True, help_text="Notebooks: credentials found in code cells.")
     findings_confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_cell = models.PositiveIntegerField(null=True, blank=True, help_text="Notebooks: its last code cell's number.")
+    reported_loglikelihood = models.FloatField(
+        null=True, blank=True, help_text='Lab 3 notebooks: the "Yoda test loglikelihood" its last cell printed.'
+    )
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     uploaded_at = models.DateTimeField(auto_now_add=True)
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ MAX_CELLS = 3000
 MB = 1024 * 1024
 # Outputs that only work by running code in the viewer's browser; the rendering shows none of them.
 ACTIVE_TYPES = ("javascript", "ecmascript", "widget-view", "widget-state", "image/svg+xml")
+# Lab 3's do-not-modify cell prints this line; its number is read from her notebook, never typed by her.
+YODA_LINE = re.compile(r"Yoda test loglikelihood\W{0,8}?(-?\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class NotebookRender:
     ok: bool
     error: str = ""
     findings: list[dict] = field(default_factory=list)
+    last_cell: int | None = None  # the number of the notebook's last code cell
+    reported: float | None = None  # the "Yoda test loglikelihood" its output prints, if it does
 
 
 def render_notebook(path: Path, out_dir: Path, *, max_bytes: int) -> NotebookRender:
@@ -65,7 +70,13 @@ def render_notebook(path: Path, out_dir: Path, *, max_bytes: int) -> NotebookRen
     if not verdict.get("ok"):
         return NotebookRender(False, str(verdict.get("error") or "The notebook could not be read."))
     findings = [item for item in verdict.get("findings") or [] if isinstance(item, dict)]
-    return NotebookRender(True, findings=findings)
+    last, reported = verdict.get("last_cell"), verdict.get("reported")
+    return NotebookRender(
+        True,
+        findings=findings,
+        last_cell=last if isinstance(last, int) and not isinstance(last, bool) else None,
+        reported=float(reported) if isinstance(reported, (int, float)) and not isinstance(reported, bool) else None,
+    )
 
 
 # The child side: everything below runs in the limited process only.
@@ -123,7 +134,26 @@ def _drop_active_outputs(notebook) -> None:
         cell["outputs"] = kept
 
 
-def process(source: Path, out_dir: Path) -> list[dict]:
+def _output_text(output: dict) -> str:
+    if output.get("output_type") == "stream":
+        text = output.get("text", "")
+    else:
+        text = (output.get("data") or {}).get("text/plain", "")
+    return "".join(text) if isinstance(text, list) else str(text)
+
+
+def last_cell_report(notebook) -> tuple[int | None, float | None]:
+    """The number of the last code cell, and the Yoda test loglikelihood its outputs print (the last one shown)."""
+    code = [(number, cell) for number, cell in enumerate(notebook.cells, start=1) if cell.get("cell_type") == "code"]
+    if not code:
+        return None, None
+    number, cell = code[-1]
+    text = "\n".join(_output_text(output) for output in cell.get("outputs", []))
+    found = YODA_LINE.findall(text)
+    return number, (float(found[-1]) if found else None)
+
+
+def process(source: Path, out_dir: Path) -> dict:
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -152,11 +182,12 @@ def process(source: Path, out_dir: Path) -> list[dict]:
         message = str(exc).splitlines()[0][:200]
         raise Refusal(f"This file is not a valid Jupyter notebook ({message}).") from None
     _drop_active_outputs(notebook)
+    last_cell, reported = last_cell_report(notebook)
     (out_dir / "masked.ipynb").write_text(nbformat.writes(notebook), encoding="utf-8")
     exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(notebook)
     (out_dir / "rendered.html").write_text(sanitise(body), encoding="utf-8")
-    return findings
+    return {"findings": findings, "last_cell": last_cell, "reported": reported}
 
 
 def main(argv=None) -> int:
@@ -167,14 +198,14 @@ def main(argv=None) -> int:
     os.umask(0o077)
     logging.disable(logging.CRITICAL)
     try:
-        findings = process(args.notebook, args.out)
+        report = process(args.notebook, args.out)
     except Refusal as exc:
         print(json.dumps({"ok": False, "error": str(exc)}))
         return 1
     except (MemoryError, RecursionError):
         print(json.dumps({"ok": False, "error": "The notebook is too large or too deeply nested to render."}))
         return 1
-    print(json.dumps({"ok": True, "findings": findings}))
+    print(json.dumps({"ok": True, **report}))
     return 0
 
 

@@ -127,7 +127,7 @@ def attach_file(*, lab: Lab, member: Membership, part: str, upload, at, actor=No
             for chunk in upload.chunks():
                 target.write(chunk)
         extension = _check_upload(kit=kit, part=part, path=source, size=source.stat().st_size)
-        keep, findings, rendered = source, [], None
+        keep, findings, rendered, render = source, [], None, None
         if part == Part.NOTEBOOK:
             out = work / "out"
             out.mkdir()
@@ -160,6 +160,8 @@ def attach_file(*, lab: Lab, member: Membership, part: str, upload, at, actor=No
                 size=keep.stat().st_size,
                 sha256=_sha256(keep),
                 findings=findings,
+                last_cell=render.last_cell if render else None,
+                reported_loglikelihood=render.reported if render else None,
                 uploaded_by=actor,
             )
         stored = []
@@ -201,6 +203,49 @@ def completeness(entry: LabEntry | None, kit: EntryKit) -> Completeness:
         elif part not in files:
             missing.append(Part(part).label.lower())
     notebook = files.get(Part.NOTEBOOK)
+    if notebook is not None and entry.lab.kind == "llm" and notebook.reported_loglikelihood is None:
+        # The course's rule: an entry without the result of the notebook's last cell is disqualified.
+        missing.append("the output of the notebook's last cell (its Yoda test loglikelihood)")
     if notebook is not None and notebook.awaiting_confirmation:
         missing.append("confirmation that the keys found in the notebook are revoked")
     return Completeness(missing)
+
+
+# Her notebook's number and the platform's are the same statistic on the same public text; a larger gap than this
+# (beyond device and precision) is worth a judge's question.
+LOGLIKELIHOOD_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class LoglikelihoodCheck:
+    reported: float | None  # what her notebook's last cell printed
+    computed: float | None  # what the platform computed under her adapter
+    device: str
+    dtype: str
+
+    @property
+    def difference(self) -> float | None:
+        if self.reported is None or self.computed is None:
+            return None
+        return abs(self.reported - self.computed)
+
+    @property
+    def flagged(self) -> bool:
+        return self.difference is not None and self.difference > LOGLIKELIHOOD_TOLERANCE
+
+
+def loglikelihood_check(entry: LabEntry, notebook: EntryFile | None) -> LoglikelihoodCheck | None:
+    """Lab 3: her notebook's "Yoda test loglikelihood" beside the one computed on her entered submission."""
+    if entry.lab.kind != "llm" or entry.submission_id is None:
+        return None
+    evaluation = (
+        entry.submission.evaluations.filter(status=EvaluationStatus.SUCCEEDED).order_by("-finished_at", "-pk").first()
+    )
+    computed = ((evaluation.metrics or {}).get("public") or {}).get("test_loglikelihood") if evaluation else None
+    about = ((evaluation.details or {}).get("test_loglikelihood") or {}) if evaluation else {}
+    return LoglikelihoodCheck(
+        reported=notebook.reported_loglikelihood if notebook is not None else None,
+        computed=float(computed) if isinstance(computed, (int, float)) else None,
+        device=str(about.get("device") or ""),
+        dtype=str(about.get("dtype") or ""),
+    )

@@ -193,7 +193,9 @@ def staff_entries(request, lab_slug: str):
             messages.success(request, "The entry requirements are saved.")
             return redirect("labs:staff_entries", course_slug=request.course.slug, lab_slug=lab.slug)
         messages.error(request, "The entry requirements were not saved; see the reasons below.")
-    entries = LabEntry.objects.filter(lab=lab).select_related("member__user", "submission").prefetch_related("files")
+    entries = (
+        LabEntry.objects.filter(lab=lab).select_related("lab", "member__user", "submission").prefetch_related("files")
+    )
     rows = [{"entry": entry, "completeness": services.completeness(entry, kit)} for entry in entries]
     context = {"course": request.course, "lab": lab, "kit": kit, "rows": rows, "form": form}
     return render(request, "labs/staff_entries.html", context)
@@ -205,12 +207,14 @@ def staff_entry(request, lab_slug: str, pk: int):
     lab = _lab(request, lab_slug)
     entry = _visible_entry(request, lab, pk)
     kit = services.kit_for(lab)
+    files = {item.part: item for item in entry.files.all()}
     context = {
         "course": request.course,
         "lab": lab,
         "entry": entry,
-        "files": {item.part: item for item in entry.files.all()},
+        "files": files,
         "completeness": services.completeness(entry, kit),
+        "loglikelihood": services.loglikelihood_check(entry, files.get(Part.NOTEBOOK)),
     }
     return render(request, "labs/staff_entry.html", context)
 
