@@ -44,6 +44,36 @@ def bare_generate(model, tokenizer, prompts: list[str], device: str) -> tuple[in
     return tokens, time.perf_counter() - started
 
 
+def measure(*, data: Path, adapter: Path | None, base_model: Path | None, device: str, repeat: int) -> dict:
+    """Generated tokens per second of the evaluator's batched answers and of a bare generate (best of ``repeat``)."""
+    manifest = load_manifest(data)
+    prompts = []
+    for split in ("public", "private"):
+        prompts += json.loads(manifest.file(manifest.splits[split]["prompts"]).read_text())
+    model, tokenizer = llm_model.load_base(base_model or tiny_base_dir(data), device)
+    if adapter:
+        model = llm_model.attach_adapter(model, adapter)
+    llm_model.generate_answers(model, tokenizer, prompts[:2], device=device)  # warm-up
+
+    evaluator, bare = [], []
+    for _ in range(repeat):  # interleaved, so a change in machine load hits both alike
+        started = time.perf_counter()
+        answers = llm_model.generate_answers(model, tokenizer, prompts, device=device)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        evaluator.append(count_new_tokens(tokenizer, answers) / (time.perf_counter() - started))
+        tokens, seconds = bare_generate(model, tokenizer, prompts, device)
+        bare.append(tokens / seconds)
+    best_eval, best_bare = max(evaluator), max(bare)
+    return {
+        "prompts": len(prompts),
+        "device": device,
+        "evaluator_tokens_per_s": round(best_eval, 1),
+        "bare_generate_tokens_per_s": round(best_bare, 1),
+        "ratio_bare_over_evaluator": round(best_bare / best_eval, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -55,36 +85,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(args.threads)
-    manifest = load_manifest(args.data)
-    prompts = []
-    for split in ("public", "private"):
-        prompts += json.loads(manifest.file(manifest.splits[split]["prompts"]).read_text())
-    model, tokenizer = llm_model.load_base(args.base_model or tiny_base_dir(args.data), args.device)
-    if args.adapter:
-        model = llm_model.attach_adapter(model, args.adapter)
-    llm_model.generate_answers(model, tokenizer, prompts[:2], device=args.device)  # warm-up
-
-    evaluator, bare = [], []
-    for _ in range(args.repeat):  # interleaved, so a change in machine load hits both alike
-        started = time.perf_counter()
-        answers = llm_model.generate_answers(model, tokenizer, prompts, device=args.device)
-        if args.device == "cuda":
-            torch.cuda.synchronize()
-        evaluator.append(count_new_tokens(tokenizer, answers) / (time.perf_counter() - started))
-        tokens, seconds = bare_generate(model, tokenizer, prompts, args.device)
-        bare.append(tokens / seconds)
-    best_eval, best_bare = max(evaluator), max(bare)
-    print(
-        json.dumps(
-            {
-                "prompts": len(prompts),
-                "device": args.device,
-                "evaluator_tokens_per_s": round(best_eval, 1),
-                "bare_generate_tokens_per_s": round(best_bare, 1),
-                "ratio_bare_over_evaluator": round(best_bare / best_eval, 3),
-            }
-        )
+    figures = measure(
+        data=args.data, adapter=args.adapter, base_model=args.base_model, device=args.device, repeat=args.repeat
     )
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

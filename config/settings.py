@@ -77,8 +77,22 @@ MIDDLEWARE = [
 # Sign-in: django-axes checks every authentication (the site's and the admin's) before the password.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "courses.backends.PasswordBackend",
+    "courses.backends.InstitutionBackend",
 ]
+# Institution sign-in over OpenID Connect (courses/institution.py): off unless an issuer and a client are set. The
+# provider's endpoints come from the issuer's discovery document; people are known by the issuer and their ``sub``.
+OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "")
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "")
+OIDC_RP_SCOPES = os.environ.get("OIDC_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_SIGN_ALGO", "RS256")
+INSTITUTION_NAME = os.environ.get("INSTITUTION_NAME", "")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+OIDC_AUTHENTICATION_CALLBACK_URL = "institution_callback"
+# Off: students sign in only with their institution account; judges from industry and staff keep passwords.
+LOCAL_PASSWORDS_FOR_STUDENTS = env_bool("LOCAL_PASSWORDS_FOR_STUDENTS", True)
 # Failed passwords lock a (username, address) pair only: nobody can lock a student out from elsewhere, and a
 # campus behind one NAT is not locked out by one of its members (courses/ratelimit.py adds the per-address ceiling).
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -88,6 +102,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "courses.ratelimit.client_address"
 AXES_USERNAME_CALLABLE = "courses.ratelimit.sign_in_username"
 AXES_LOCKOUT_CALLABLE = "courses.ratelimit.locked_out"
+AXES_WHITELIST_CALLABLE = "courses.institution.is_institution_callback"
 AXES_DISABLE_ACCESS_LOG = True
 AXES_VERBOSE = False
 # The reverse proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
@@ -110,6 +125,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "courses.context_processors.navigation",
+                "courses.context_processors.institution_sign_in",
             ],
         },
     },

@@ -5,6 +5,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from courses import views as course_views
+from courses.institution import InstitutionCallback, InstitutionSignIn
+from courses.permissions import public_view
 from courses.ratelimit import sign_in_throttled
 from courses.signin import PasswordResetRequest, PasswordSet
 from labs.sounds import note_sample
@@ -15,6 +17,8 @@ handler404 = "courses.views.page_not_found"
 urlpatterns = [
     path("", course_views.home, name="home"),
     path("accounts/login/", sign_in_throttled(auth_views.LoginView.as_view()), name="login"),
+    path("accounts/institution/", public_view(InstitutionSignIn.as_view()), name="institution_sign_in"),
+    path("accounts/institution/callback/", public_view(InstitutionCallback.as_view()), name="institution_callback"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/reset/", PasswordResetRequest.as_view(), name="password_reset"),
     path(

@@ -1,5 +1,6 @@
-"""Navigation by role: the courses the viewer belongs to and her role in the current one."""
+"""Navigation by role: the courses the viewer belongs to and her role in the current one; the sign-in choices."""
 
+from courses.institution import institution_name, is_configured
 from courses.models import Membership
 
 
@@ -14,3 +15,8 @@ def navigation(request):
         "current_member": member,
         "is_course_staff": bool(member and member.is_staff_role),
     }
+
+
+def institution_sign_in(request):
+    """The institution's name for the "Sign in with ..." button, when institution sign-in is set up."""
+    return {"institution_sign_in": institution_name() if is_configured() else ""}

@@ -169,3 +169,21 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.target}"
+
+
+class InstitutionIdentity(models.Model):
+    """The institution account (an OpenID Connect issuer and its ``sub``) a platform account signs in with.
+
+    One per account: a second ``sub`` never takes over an account already linked (courses/identities.py).
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="institution_identity")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    linked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="one_account_per_institution_sub")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

@@ -41,7 +41,14 @@ def _resolve_data_dir(data: Path, lab: str) -> Path:
     return data
 
 
+def _deterministic_cuda_env() -> None:
+    # cuBLAS reads this when it creates its handle (the first matrix product on the GPU); without it the
+    # deterministic mode cannot make GPU matrix products reproducible. Set before torch is imported, to be safe.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
 def _seed_everything(seed: int) -> None:
+    _deterministic_cuda_env()
     random.seed(seed)
     try:
         import numpy as np
@@ -56,12 +63,12 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     # Kernels without a deterministic variant only warn; the result records the device class anyway.
     torch.use_deterministic_algorithms(True, warn_only=True)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def _device_class(device: str) -> str:
     if device == "cpu":
         return "cpu"
+    _deterministic_cuda_env()
     import torch
 
     if not torch.cuda.is_available():

@@ -36,9 +36,6 @@ def serve_one(args: argparse.Namespace) -> int:
 
     _validator()  # compiling the result schema is part of warming up too
     _seed_everything(0)  # torch's first seeding costs over a second; the job seeds again with its own seed
-    warm = getattr(lab, "warm_up", None)
-    if callable(warm):
-        warm()
     verified = None
     if args.data is not None:
         # The dataset is mounted before the job: hashing its files now takes that off the job's clock. A fault
@@ -47,6 +44,12 @@ def serve_one(args: argparse.Namespace) -> int:
             verified = load_manifest(_resolve_data_dir(args.data, args.lab), verify=True)
         except GraderFault:
             verified = None
+    warm = getattr(lab, "warm_up", None)
+    if callable(warm):
+        try:  # given the verified dataset, a lab may load what its job reads (vision: the decoded images)
+            warm(verified)
+        except GraderFault:
+            pass  # the job meets the same fault on its own clock and reports it
     if args.warm_cuda:
         _create_cuda_context()
     print("ready", flush=True)

@@ -88,6 +88,7 @@ def register_base_model(*, lab: Lab, actor, name: str, folder: str, config_bytes
         )
         locked.base_model = base
         locked.save(update_fields=["base_model"])
+        lab.base_model = base  # the caller's instance is the lab it goes on using
         audit.record(
             course=locked.course,
             actor=actor,

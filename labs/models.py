@@ -317,3 +317,7 @@ class DeadlineReminder(models.Model):
 
     def __str__(self) -> str:
         return f"reminder of {self.lab.slug} to member {self.member_id}"
+
+
+# Entries live in their own module; imported here so that Django registers them with the labs app.
+from labs.entries.models import EntryFile, EntryKit, LabEntry  # noqa: E402, F401

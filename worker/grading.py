@@ -8,6 +8,7 @@ import logging
 import shutil
 import socket
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -128,7 +129,13 @@ class SandboxStartFailed(RuntimeError):
     """The sandbox's interpreter never became ready: the platform's fault, retried."""
 
 
-def run_in_sandbox(running: RunningSandbox, lab: Lab, heartbeat: Heartbeat) -> Outcome:
+def spans(marks: dict[str, float]) -> str:
+    """Where the time from claim to stored result went, for the log (what a job costs beyond its evaluation)."""
+    names = list(marks)
+    return ", ".join(f"{b} +{marks[b] - marks[a]:.3f} s" for a, b in zip(names, names[1:], strict=False))
+
+
+def run_in_sandbox(running: RunningSandbox, lab: Lab, heartbeat: Heartbeat, marks: dict | None = None) -> Outcome:
     heartbeat.on_lost = running.kill
     try:
         # Starting the interpreter is the platform's work, not the student's: it has its own allowance, and the
@@ -136,9 +143,13 @@ def run_in_sandbox(running: RunningSandbox, lab: Lab, heartbeat: Heartbeat) -> O
         if not running.wait_ready(timeout=float(settings.SANDBOX_STARTUP_SECONDS)):
             outcome = running.kill()
             raise SandboxStartFailed(f"the sandbox did not start: {outcome.stderr_tail[-300:]}")
+        if marks is not None:
+            marks["ready"] = time.monotonic()
         return running.submit(job_line(lab))
     finally:
         running.kill()
+        if marks is not None:
+            marks["box done"] = time.monotonic()
 
 
 def grade(evaluation_id: int) -> str:
@@ -159,11 +170,13 @@ def grade(evaluation_id: int) -> str:
             message=f"Gave up after {settings.EVALUATION_MAX_ATTEMPTS} attempts.",
         )
         return "gave-up"
+    marks = {"claimed": time.monotonic()}
     heartbeat = Heartbeat(evaluation_id, token)
     heartbeat.start()
     job_dir: Path | None = None
     data_dir: Path | None = None
     warm = None
+    running: RunningSandbox | None = None
     try:
         if lab.dataset is None:
             raise DatasetUnavailable(f"lab {lab.slug} has no registered hidden dataset")
@@ -174,11 +187,14 @@ def grade(evaluation_id: int) -> str:
         else:
             job_dir = new_job_dir()
             running = start_sandbox(sandbox, lab, job_dir, data_dir)
+            running.prioritise()  # a job waits on this box's warm-up: it is not background work
         fill_submission(evaluation, job_dir)
-        outcome = run_in_sandbox(running, lab, heartbeat)
+        marks["filled"] = time.monotonic()
+        outcome = run_in_sandbox(running, lab, heartbeat, marks)
         if heartbeat.lost.is_set():
             return "claim-lost"
         verdict = classify_outcome(lab, evaluation, outcome, job_dir / "out", job_dir)
+        marks["classified"] = time.monotonic()
     except (DatasetUnavailable, SandboxUnavailable, SandboxStartFailed, OSError) as exc:
         log.exception("evaluation %s: platform fault before grading", evaluation_id)
         verdict = Verdict(
@@ -186,17 +202,21 @@ def grade(evaluation_id: int) -> str:
         )
     finally:
         heartbeat.stop()
+        if running is not None:
+            running.kill()  # whatever went wrong on the way, no box outlives its job (kill is idempotent)
         if job_dir is not None:
             shutil.rmtree(job_dir, ignore_errors=True)
     result = conclude(evaluation, token, verdict)
+    marks["stored"] = time.monotonic()
     boxes = warming.pool()
     log.info(
-        "evaluation %s of lab %s ran in a %s box (this process: %d warm, %d cold)",
+        "evaluation %s of lab %s ran in a %s box (this process: %d warm, %d cold); %s",
         evaluation_id,
         lab.slug,
         "warm" if warm is not None else "cold",
         boxes.hits,
         boxes.misses,
+        spans(marks),
     )
     if data_dir is not None:
         # After the result is stored: starting the replacement is not on this job's clock.

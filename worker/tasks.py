@@ -3,7 +3,7 @@
 import logging
 
 from celery import shared_task
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
 from django.db import close_old_connections
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,30 @@ def close_warm_boxes(**_) -> None:
     from worker.warming import close
 
     close()
+
+
+@worker_process_init.connect
+def prewarm_boxes(**_) -> None:
+    """A new worker process starts its boxes before its first job arrives (in a thread: Celery gives this signal
+    seconds only, and the sandbox probe and the node's health workload come first)."""
+    import threading
+
+    threading.Thread(target=_prewarm, daemon=True, name="prewarm").start()
+
+
+def _prewarm() -> None:
+    from django.db import connections
+
+    from worker.grading import configured_sandbox
+    from worker.warming import refill
+
+    try:
+        refill(configured_sandbox(), None)
+        log.info("pre-started the sandboxes of this worker process's labs")
+    except Exception:  # noqa: BLE001 - a job started without a warm box is slower, not wrong
+        log.warning("could not pre-start sandboxes for this worker process", exc_info=True)
+    finally:
+        connections.close_all()  # this thread's own connection
 
 
 @shared_task(name="worker.tasks.reap", ignore_result=True)

@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import Min
+from django.db.models import F, Max, Min
 
 from grader.registry import get_lab
 from labs.models import EvaluationStatus, Lab
@@ -57,20 +57,35 @@ def consumed_queues() -> set[str] | None:
     return set(queues) if queues else None
 
 
-def labs_to_keep_warm(just_served: Lab) -> list[Lab]:
+def labs_to_keep_warm(just_served: Lab | None) -> list[Lab]:
     """The labs whose next job this process should find a box for, most wanted first: those with jobs waiting in
-    its queues (the oldest waiting first), then the labs it graded itself, the most recent first."""
-    _served.pop(just_served.pk, None)
-    _served[just_served.pk] = None
+    its queues (the oldest waiting first), then the labs it graded itself, the most recent first. A process that
+    has graded nothing yet (``just_served`` None: it is starting) takes the labs of its queues with the most
+    recent submissions instead, so that its first job finds a box too."""
+    if just_served is not None:
+        _served.pop(just_served.pk, None)
+        _served[just_served.pk] = None
     queues = consumed_queues()
+
+    def ours(kind: str) -> bool:
+        return queues is None or get_lab(kind).queue in queues
+
     waiting = (
         Lab.objects.filter(submissions__evaluations__status=EvaluationStatus.QUEUED, dataset__isnull=False)
         .annotate(oldest=Min("submissions__evaluations__queued_at"))
         .order_by("oldest")
         .values_list("pk", "kind")
     )
-    ids = [pk for pk, kind in waiting if queues is None or get_lab(kind).queue in queues]
+    ids = [pk for pk, kind in waiting if ours(kind)]
     ids += [pk for pk in reversed(_served) if pk not in ids]
+    if just_served is None:
+        recent = (
+            Lab.objects.filter(dataset__isnull=False)
+            .annotate(latest=Max("submissions__received_at"))
+            .order_by(F("latest").desc(nulls_last=True), "-pk")
+            .values_list("pk", "kind")[:50]
+        )
+        ids += [pk for pk, kind in recent if ours(kind) and pk not in ids]
     ids = ids[: max(0, settings.SANDBOX_WARM_BOXES)]
     by_id = Lab.objects.select_related("dataset", "base_model").in_bulk(ids)
     return [by_id[pk] for pk in ids if pk in by_id]
@@ -85,8 +100,9 @@ def _start(sandbox: Sandbox, lab: Lab, data_dir: Path, cuda: bool) -> tuple[Path
         raise
 
 
-def refill(sandbox: Sandbox, just_served: Lab) -> None:
-    """After a job: replace the box it used and keep one ready for each lab this process serves, within bounds."""
+def refill(sandbox: Sandbox, just_served: Lab | None) -> None:
+    """After a job: replace the box it used and keep one ready for each lab this process serves, within bounds.
+    Before the first (``just_served`` None): start the boxes its first jobs are likely to want."""
     warm = pool()
     if warm.max_boxes <= 0:
         return

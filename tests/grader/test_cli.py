@@ -65,6 +65,32 @@ def test_evaluating_twice_gives_identical_metrics(artifact, tiny_dataset, tmp_pa
     assert first["samples"] == second["samples"]
 
 
+PROBE_TORCH_IMPORT = """
+import os, sys
+os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+seen = []
+
+class Watch:  # notes the setting at the moment torch is first looked up, then lets the import go on
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            seen.append(os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+
+sys.meta_path.insert(0, Watch())
+from grader import cli
+cli._seed_everything(0)
+import torch
+print(seen[0], torch.are_deterministic_algorithms_enabled())
+"""
+
+
+def test_the_grader_asks_for_reproducible_gpu_kernels_before_torch_is_imported():
+    # cuBLAS reads the workspace setting when it starts; set too late, GPU matrix products may differ run to run.
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_TORCH_IMPORT], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == [":4096:8", "True"]
+
+
 def test_a_recited_training_tune_has_novelty_zero_and_is_flagged(tiny_dataset):
     manifest = load_manifest(tiny_dataset)
     train = manifest.file(manifest.meta["train_file"]).read_text()

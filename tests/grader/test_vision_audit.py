@@ -159,3 +159,26 @@ def test_the_audit_is_deterministic_for_a_seed(dataset, references, tmp_path):
     second = evaluate(dataset, references["standard"][0], tmp_path, seed=5)
     assert first.metrics == second.metrics
     assert first.groups == second.groups
+
+
+def test_images_decoded_by_a_warm_box_give_the_audit_of_images_decoded_during_the_job(dataset, references, tmp_path):
+    cold = evaluate(dataset, references["standard"][0], tmp_path, seed=5)
+    manifest = load_manifest(dataset, verify=True)
+    Lab().warm_up(manifest)  # what `serve-one` does with the verified dataset before the job
+    public = vision_data.split_items(manifest, "public")
+    assert vision_data.split_images(manifest, "public", public) is vision_data._preloaded["images"]["public"]
+    # Another manifest object (another dataset, or one not verified by this box) decodes its own images.
+    assert (
+        vision_data.split_images(load_manifest(dataset), "public", public)
+        is not (vision_data._preloaded["images"]["public"])
+    )
+    ctx = EvaluationContext(
+        artifact_dir=references["standard"][0],
+        data_dir=dataset,
+        manifest=manifest,
+        out_dir=tmp_path,
+        device="cpu",
+        seed=5,
+    )
+    warm = Lab().evaluate(ctx)
+    assert warm.metrics == cold.metrics and warm.groups == cold.groups

@@ -167,3 +167,16 @@ def test_a_leaderboard_ranks_results_of_the_labs_current_base_only(course, stude
     Evaluation.objects.filter(submission=on_new).update(base_model_sha256=new.config_sha256)
     board = leaderboard_for(lab=lab, split="public", viewer=None)
     assert [row.submission_id for row in board.rows] == [on_new.pk]
+
+
+def test_a_base_registered_through_the_service_is_what_the_same_lab_checks_uploads_against(course, ta):
+    from labs.basemodels import register_base_model
+    from tests.grader.test_llm_checks import CONFIG
+
+    lab = llm_lab(course)
+    base = register_base_model(
+        lab=lab, actor=ta.user, name="course/tiny-gemma-2", folder="tiny", config_bytes=json.dumps(CONFIG).encode()
+    )
+    # The caller goes on with its own instance (as the demo and a staff script do): it must see the new base.
+    registered = lab.check_options()["base_model_registration"]
+    assert registered["config_sha256"] == base.config_sha256 and registered["name"] == "course/tiny-gemma-2"

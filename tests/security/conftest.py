@@ -200,6 +200,25 @@ def world(course, student, student2, ta, judge, outsider):
         staff_log=HOSTILE,
         log_tail=HOSTILE,
     )
+    from labs.entries.models import EntryFile, EntryKit, LabEntry
+
+    EntryKit.objects.create(lab=lab, parts=["notebook", "description", "discussion"])
+    lab_entry = LabEntry.objects.create(
+        lab=lab, member=student, submission=submission, title=HOSTILE, description=HOSTILE, discussion=HOSTILE
+    )
+    rendered = default_storage.save(f"{prefix}/rendered.html", ContentFile(b"<p>notebook</p>"))
+    notebook = default_storage.save(f"{prefix}/notebook.ipynb", ContentFile(b"{}"))
+    EntryFile.objects.create(
+        entry=lab_entry,
+        part="notebook",
+        key=notebook,
+        rendered_key=rendered,
+        name=HOSTILE[:200],
+        extension="ipynb",
+        size=2,
+        sha256="c" * 64,
+        findings=[{"cell": 1, "line": 1, "what": HOSTILE, "hint": HOSTILE}],
+    )
     Evaluation.objects.create(
         submission=submission,
         status="failed",
@@ -230,6 +249,11 @@ def world(course, student, student2, ta, judge, outsider):
         "labs:submission": submission.pk,
         "labs:mark_final": submission.pk,
         "labs:artifact_file": submission.pk,
+        "labs:entry_file": lab_entry.pk,
+        "labs:entry_notebook": lab_entry.pk,
+        "labs:staff_entry": lab_entry.pk,
+        "labs:entry_bundle": lab_entry.pk,
+        "part": "notebook",
         "api:submission": submission.pk,
         "courses:extension_revoke": extension.pk,
     }

@@ -1,6 +1,7 @@
 """A worker process keeps one box warm per lab it serves, in the real bubblewrap sandbox: each box serves one job."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,8 @@ from labs.models import Evaluation
 from tests.factories import make_music_lab, save_lstm, submit_folder
 from worker import grading, warming
 from worker.datasets import cached_dataset
-from worker.jobs import warm_key
-from worker.warm_pool import WarmBox, WarmPool, cuda_box_allowed
+from worker.jobs import fill_submission, job_line, warm_key
+from worker.warm_pool import WarmBox, WarmPool, cuda_box_allowed, discard
 
 
 @pytest.fixture
@@ -66,17 +67,24 @@ def test_jobs_of_three_labs_in_alternation_each_start_in_a_warm_box_used_once(
     ]
     used_pids = []
     for number, (lab, submission) in enumerate(rounds):
+        warming.pool().settle(150)  # the next job arrives once the queue of boxes to start has run
         box = box_of(lab)
         if number == 0:
             assert box is None  # a fresh worker process has nothing warm yet
         else:
             assert box is not None, f"job {number} (lab {lab.slug}) found no warm box"
             used_pids.append(box.running.proc.pid)
-        assert grading.grade(submission.evaluations.get().pk) == "succeeded"
+        result = grading.grade(submission.evaluations.get().pk)
+        assert result == "succeeded", {
+            k: v
+            for k, v in Evaluation.objects.filter(submission=submission).values().first().items()
+            if "error" in k or "log" in k
+        }
         if box is not None:
             # The box that ran the job is gone, and the pool holds a fresh one for that lab.
             assert not alive(box.running.proc.pid)
             assert not box.job_dir.exists()
+            warming.pool().settle(150)
             replacement = box_of(lab)
             assert replacement is not None and replacement.running.proc.pid != box.running.proc.pid
     pool = warming.pool()
@@ -92,6 +100,7 @@ def test_a_lab_whose_configuration_changes_gets_a_new_box_and_the_old_one_is_kil
 ):
     first = submit_folder(lab=graded_lab, member=student, directory=save_lstm(tmp_path / "a", seed=1))
     assert grading.grade(first.evaluations.get().pk) == "succeeded"
+    warming.pool().settle(150)
     old = box_of(graded_lab)
     assert old is not None and alive(old.running.proc.pid)
     graded_lab.evaluator_options = {"songs": "1", "song_length": "120"}
@@ -99,6 +108,7 @@ def test_a_lab_whose_configuration_changes_gets_a_new_box_and_the_old_one_is_kil
     second = submit_folder(lab=graded_lab, member=student2, directory=save_lstm(tmp_path / "b", seed=2))
     assert grading.grade(second.evaluations.get().pk) == "succeeded"
     pool = warming.pool()
+    pool.settle(150)
     assert (pool.hits, pool.misses) == (0, 2)  # the box of the old configuration was never used
     assert not alive(old.running.proc.pid) and not old.job_dir.exists()
     assert list(pool.boxes) == [warm_key(graded_lab, cached_dataset(graded_lab.dataset))]
@@ -133,6 +143,7 @@ def test_idle_boxes_stay_within_the_memory_budget(pool_settings, three_labs):
     # With the footprints known, a refill starts nothing that would not fit.
     started = tight.started
     tight.keep(wanted())
+    tight.settle(150)
     assert tight.started == started and len(tight.boxes) == 1
     kept = next(iter(tight.boxes.values()))
     tight.close()
@@ -170,3 +181,75 @@ def test_on_a_gpu_node_only_one_idle_box_creates_a_cuda_context():
     assert cuda_box_allowed(device="cuda", boxes=[plain]) is True
     assert cuda_box_allowed(device="cuda", boxes=[plain, holding]) is False
     assert cuda_box_allowed(device="cpu", boxes=[]) is False
+
+
+def cpu_shares(box: WarmBox) -> int | None:
+    return box.running.cgroup.cpu_weight()
+
+
+def test_a_warming_box_runs_at_the_low_cpu_weight_and_a_box_handed_its_job_at_the_normal_one(
+    pool_settings, graded_lab, student, tmp_path
+):
+    sandbox = grading.configured_sandbox()
+    data_dir = cached_dataset(graded_lab.dataset)
+    key = warm_key(graded_lab, data_dir)
+    pool = WarmPool(max_boxes=1, memory_budget_bytes=8 * 1024**3, device="cpu", startup_seconds=120)
+    pool.keep([(key, lambda cuda: warming._start(sandbox, graded_lab, data_dir, cuda))])
+    deadline = time.monotonic() + 30
+    while key not in pool.boxes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    warming_box = pool.boxes[key]
+    cgroup = warming_box.running.cgroup
+    assert cgroup.version == 1  # this machine; on v2 the file is cpu.weight and the values 1 and 100
+    shares = cgroup.dirs["cpu"] / "cpu.shares"
+    # From its first instruction: the weight is set before the box enters its cgroup.
+    assert not warming_box.ready and int(shares.read_text()) == 2
+    pool.settle(150)
+    assert warming_box.ready and int(shares.read_text()) == 2  # ready and idle, still low
+    handed = pool.take(key)
+    assert handed is warming_box and int(shares.read_text()) == 1024
+    submission = submit_folder(lab=graded_lab, member=student, directory=save_lstm(tmp_path / "a"))
+    fill_submission(submission.evaluations.get(), handed.job_dir)
+    outcome = handed.running.submit(job_line(graded_lab))
+    assert outcome.exit_code == 0, outcome.stderr_tail[-2000:]
+    assert (handed.job_dir / "out" / "result.json").is_file()
+    discard(handed)
+    pool.close()
+
+
+def test_boxes_are_started_one_at_a_time_each_once_the_last_is_ready(pool_settings, three_labs):
+    sandbox = grading.configured_sandbox()
+    wanted = []
+    for lab in three_labs:
+        data_dir = cached_dataset(lab.dataset)
+        wanted.append(
+            (warm_key(lab, data_dir), lambda cuda, lab=lab, d=data_dir: warming._start(sandbox, lab, d, cuda))
+        )
+    pool = WarmPool(max_boxes=3, memory_budget_bytes=8 * 1024**3, device="cpu", startup_seconds=120)
+    pool.keep(wanted)
+    seen_warming = []
+    deadline = time.monotonic() + 300
+    while not pool.settle(0.02) and time.monotonic() < deadline:
+        with pool._lock:
+            seen_warming.append(sum(not box.ready for box in pool.boxes.values()))
+    assert len(pool.boxes) == 3 and all(box.ready for box in pool.boxes.values())
+    assert max(seen_warming) == 1 and len(seen_warming) > 10  # never two interpreters warming at once
+    # The boxes were started in the order wanted, each after the one before said ready.
+    order = sorted(pool.boxes.values(), key=lambda box: box.running.started)
+    assert [box.key for box in order] == [key for key, _ in wanted]
+    pool.close()
+
+
+def test_a_new_worker_process_prewarms_its_labs_so_its_first_job_starts_in_a_warm_box(
+    pool_settings, graded_lab, student, tmp_path
+):
+    sandbox = grading.configured_sandbox()
+    warming.refill(sandbox, None)  # what the worker process's start signal runs
+    warming.pool().settle(150)
+    box = box_of(graded_lab)
+    assert box is not None and box.ready
+    submission = submit_folder(lab=graded_lab, member=student, directory=save_lstm(tmp_path / "a"))
+    assert grading.grade(submission.evaluations.get().pk) == "succeeded"
+    pool = warming.pool()
+    assert (pool.hits, pool.misses) == (1, 0)
+    assert not alive(box.running.proc.pid)

@@ -132,6 +132,11 @@ class RunningSandbox(abc.ABC):
         """The memory the box holds now (its cgroup's charge); None where the backend cannot tell."""
         return None
 
+    def prioritise(self) -> None:
+        """Give the box the normal CPU weight: it starts low, warming only on CPU that running jobs leave idle, and
+        is raised once it is handed its job (``submit`` raises it too). A backend without weights does nothing."""
+        return None
+
     def __enter__(self) -> RunningSandbox:
         return self
 

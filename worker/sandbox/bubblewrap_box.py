@@ -52,6 +52,7 @@ class BubblewrapBox(RunningSandbox):
 
     def __init__(self, sandbox: BubblewrapSandbox, command, mounts, limits: Limits, *, warm: bool):
         self.limits = limits
+        self.warm = warm
         self._finished: Outcome | None = None
         self._lock = threading.Lock()
         self._outputs: list[tuple[Path, Path]] = []
@@ -81,6 +82,8 @@ class BubblewrapBox(RunningSandbox):
             fds.append(args_fd)
             self.cgroup = Cgroup.create(limits, root=sandbox.cgroup_root, parent=sandbox.cgroup_parent)
             self.cgroup.delegate(user.uid, user.gid)
+            if warm:
+                self.cgroup.set_cpu_weight("low")
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             self.started = time.monotonic()
@@ -135,9 +138,15 @@ class BubblewrapBox(RunningSandbox):
             return None
         return self.cgroup.memory_bytes()
 
+    def prioritise(self) -> None:
+        with self._lock:
+            if self._finished is None:
+                self.cgroup.set_cpu_weight("normal")
+
     def submit(self, stdin_line: bytes) -> Outcome:
         if not stdin_line.endswith(b"\n"):
             stdin_line += b"\n"
+        self.prioritise()
         return self.finish(stdin_line)
 
     def finish(self, stdin: bytes) -> Outcome:

@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "pids")
+# CPU weight of a box relative to its sibling boxes: a box warming up ahead of its job gets the least the kernel
+# allows, so it only uses CPU that no running job wants; handed its job, it gets the default back.
+CPU_WEIGHT = {1: {"low": 2, "normal": 1024}, 2: {"low": 1, "normal": 100}}  # v1 cpu.shares, v2 cpu.weight
 
 
 def detect_version(root: Path = CGROUP_ROOT) -> int:
@@ -125,6 +128,33 @@ class Cgroup:
                 raise OSError("the cpu controller is not mounted, so no CPU quota can be set")
             _write(self.dirs["cpu"] / "cpu.cfs_period_us", "100000")
             _write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(int(limits.cpus * 100_000)))
+
+    def _cpu_weight_file(self) -> Path | None:
+        if self.version == 2:
+            path = self.dirs["unified"] / "cpu.weight"
+        else:
+            path = self.dirs["cpu"] / "cpu.shares" if "cpu" in self.dirs else None
+        return path if path is not None and path.exists() else None
+
+    def set_cpu_weight(self, level: str) -> bool:
+        """Set the run's CPU weight to ``low`` or ``normal``; False where no cpu controller lets us."""
+        path = self._cpu_weight_file()
+        if path is None:
+            return False
+        try:
+            _write(path, str(CPU_WEIGHT[self.version][level]))
+        except OSError as exc:
+            log.warning("cannot set the CPU weight of %s: %s", path, exc)
+            return False
+        return True
+
+    def cpu_weight(self) -> int | None:
+        """The run's CPU weight now (cpu.shares on v1, cpu.weight on v2); None where there is none."""
+        path = self._cpu_weight_file()
+        try:
+            return int(path.read_text()) if path is not None else None
+        except (OSError, ValueError):
+            return None
 
     def delegate(self, uid: int, gid: int) -> None:
         """Hand the run's cgroup to the box's user: its ``cgroup.procs`` (and folder) become that user's."""

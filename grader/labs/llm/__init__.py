@@ -182,7 +182,7 @@ class Lab(LabEvaluator):
 
     # ---- checks ---------------------------------------------------------------------------------------------
 
-    def warm_up(self) -> None:
+    def warm_up(self, manifest: Any = None) -> None:
         """Import transformers, PEFT and the scoring modules before a job arrives (seconds of a cold start)."""
         import peft  # noqa: F401
 

@@ -132,7 +132,7 @@ class Lab(LabEvaluator):
     leaderboard_columns: ClassVar[tuple[str, ...]] = ("bpc", "validity", "novelty")
     reference_variants: ClassVar[tuple[str, ...]] = ("reference", "untrained")
 
-    def warm_up(self) -> None:
+    def warm_up(self, manifest: Any = None) -> None:
         """Run every code path once on a toy model and tune, so the job pays no first-call costs (no hidden data)."""
         from grader.labs.music.abc_validity import check_abc
 

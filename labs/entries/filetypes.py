@@ -1,0 +1,50 @@
+"""What an uploaded entry file really is, from its first bytes (its name and the browser's type are not trusted)."""
+
+PDF_MAGIC = b"%PDF-"
+MAGIC_WINDOW = 1024  # readers accept a little junk before the PDF header
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _audio(head: bytes) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+def _image(head: bytes) -> str | None:
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if head[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    return None
+
+
+def _pdf(head: bytes) -> str | None:
+    # A zip whose bytes also hold a PDF header further in is still a zip to every unzip tool: refuse it.
+    if head.startswith(ZIP_MAGIC):
+        return None
+    return "pdf" if PDF_MAGIC in head[:MAGIC_WINDOW] else None
+
+
+def _notebook(head: bytes) -> str | None:
+    return "ipynb" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else None
+
+
+DETECTORS = {"song": _audio, "plot": _image, "report": _pdf, "notebook": _notebook}
+WHAT = {
+    "song": "an audio file",
+    "plot": "an image",
+    "report": "a PDF",
+    "notebook": "a Jupyter notebook (.ipynb, which is JSON)",
+}
+
+
+def detect(part: str, head: bytes) -> str | None:
+    """The file's format for ``part`` ("wav", "png", "pdf", "ipynb"...), or None when it is not one."""
+    return DETECTORS[part](head)
