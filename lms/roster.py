@@ -49,7 +49,7 @@ def sync_roster(*, section: Section, actor, apply_staff_roles: bool = False) -> 
         .select_related("user")
     }
     result = SyncResult()
-    rows, subjects = [], {}
+    rows, subjects, confirmed_staff = [], {}, set()
     for person in lms_members(section):
         email = (person.get("email") or "").strip().lower()
         label = email or person.get("name") or person.get("user_id", "?")
@@ -71,9 +71,11 @@ def sync_roster(*, section: Section, actor, apply_staff_roles: bool = False) -> 
         registered = member.registered_for_credit if member is not None else role == Role.STUDENT
         rows.append((email, name, role, registered))
         subjects[email] = person["user_id"]
+        if role in STAFF_ROLES:
+            confirmed_staff.add(email)
     if rows:
         result.roster = import_roster(course=course, data=roster_csv(rows), actor=actor)
-    _link_identities(section=section, subjects=subjects, staff_confirmed=apply_staff)
+    _link_identities(section=section, subjects=subjects, confirmed_staff=confirmed_staff)
     audit.record(
         course=course,
         actor=actor,
@@ -90,12 +92,13 @@ def sync_roster(*, section: Section, actor, apply_staff_roles: bool = False) -> 
     return result
 
 
-def _link_identities(*, section: Section, subjects: dict[str, str], staff_confirmed: bool) -> None:
-    """Links each LMS user id to the account of its course member, so that launches and grades name her. A staff
-    account is linked only when an instructor confirmed the LMS's staff roles."""
+def _link_identities(*, section: Section, subjects: dict[str, str], confirmed_staff: set[str]) -> None:
+    """Links each LMS user id to the account of its course member, so that launches and grades name her. An account
+    holding a staff role anywhere is linked only when the LMS named her staff here and an instructor confirmed it:
+    an LMS learner row with a colleague's address must not open the colleague's account at the next launch."""
     registration = section.deployment.registration
     members = Membership.objects.filter(course=section.course).annotate(email_lower=Lower("user__email"))
     for member in members.filter(email_lower__in=list(subjects)).select_related("user"):
-        if holds_staff_role(member.user) and not staff_confirmed:
+        if holds_staff_role(member.user) and member.email_lower not in confirmed_staff:
             continue
         link(registration=registration, subject=subjects[member.email_lower], user=member.user)

@@ -41,3 +41,14 @@ def signed_launch(lms, client, **launch) -> dict:
     action, fields = launch_form(page.text)
     assert action == "http://testserver/lti/launch/"
     return fields
+
+
+@pytest.fixture
+def section(deployed, lms, client, course, student):
+    """The LMS section ctx-1, as its first launch (by ``student``) records it."""
+    from lms.models import Section
+
+    fields = signed_launch(lms, client, deployment_id="dep-1", sub="lms-student", email=student.user.email)
+    assert client.post("/lti/launch/", fields).status_code == 302
+    client.logout()
+    return Section.objects.get(deployment=deployed, context_id="ctx-1")
