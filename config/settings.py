@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "labs",
     "projects",
     "prizes",
+    "lms",
     # Last: the demo course may import every app above, and none of them imports it.
     "demo",
 ]
@@ -62,6 +63,8 @@ MIDDLEWARE = [
     "courses.middleware.ArrivalStampMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Above the session, CSP and X-Frame-Options middleware: pages opened from an LMS adjust what those set.
+    "lms.middleware.EmbeddedInLmsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -79,6 +82,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "courses.backends.PasswordBackend",
     "courses.backends.InstitutionBackend",
+    # Reloads the account of a session begun by an LTI launch (lms/launch.py); it checks no credentials.
+    "lms.backends.LaunchBackend",
 ]
 # Institution sign-in over OpenID Connect (courses/institution.py): off unless an issuer and a client are set. The
 # provider's endpoints come from the issuer's discovery document; people are known by the issuer and their ``sub``.

@@ -45,5 +45,6 @@ urlpatterns = [
     path("courses/<slug:course_slug>/prizes/", include("prizes.urls")),
     path("winners/<slug:course_slug>/", include("prizes.public_urls")),
     path("api/", include("labs.api_urls")),
+    path("", include("lms.urls")),
     path("sounds/<str:instrument>-mp3/<str:note>.mp3", note_sample, name="note_sample"),
 ]

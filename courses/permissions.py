@@ -58,6 +58,13 @@ def signed_in_view(view):
     return wrapped
 
 
+def signed_message_view(view):
+    """Marks a page that another site's browser form posts to with a signed message (an LTI launch): the view checks
+    the message's signature itself, so it carries neither a session nor a CSRF token."""
+    view.access_rule = ("signed_message", ())
+    return view
+
+
 def public_view(view):
     """Marks a page that anyone may see (sign-in, public winners page)."""
     view.access_rule = ("public", ())

@@ -9,6 +9,10 @@ from django.conf import settings
 from django.core.cache import cache
 
 from labs.models import Lab
+from lms.models import Deployment as LmsDeployment
+from lms.models import Registration as LmsRegistration
+from lms.models import Section
+from lms.tool import new_key_pair
 from tests.factories import make_music_lab, token_for
 from tests.worker.conftest import graded_lab, music_data_dir  # noqa: F401 - shared fixtures
 
@@ -351,6 +355,20 @@ def _project_world(course, student, student2, ta, judge, now) -> dict:
         }
     )
     values.update({"prizes:prize_edit": prize.pk, "prizes:prize": prize.pk, "entry_pk": entry.pk})
+    tool_key, tool_kid = new_key_pair()
+    lms_registration = LmsRegistration.objects.create(
+        issuer="https://lms.example",
+        client_id="c1",
+        auth_login_url="https://lms.example/auth",
+        auth_token_url="https://lms.example/token",
+        key_set_url="https://lms.example/jwks",
+        frame_origin="https://lms.example",
+        tool_private_key=tool_key,
+        tool_kid=tool_kid,
+    )
+    deployment = LmsDeployment.objects.create(registration=lms_registration, deployment_id="d1", course=course)
+    section = Section.objects.create(deployment=deployment, context_id="ctx", title=HOSTILE[:255])
+    values.update({"lms:sync_roster": section.pk, "lms:sync_grades": section.pk})
     return values
 
 

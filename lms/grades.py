@@ -1,0 +1,149 @@
+"""Grades to the LMS (Assignment and Grade Services): one line item per lab and one for the final project in each
+linked section, created once, and each student's score sent when she completes a lab or the project and again,
+with a new timestamp, whenever it changes. Completion is read from the one completion selector
+(``projects.completion``), so the LMS never disagrees with the staff's completion page and export.
+
+Scores: a completed lab is 1 out of 1; the project is pass/fail, 1 (pass) or 0 (fail) out of 1. Nothing is sent for
+a lab or project not done yet, unless a score was sent before: then its withdrawal (0) is.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import requests
+from django.db import transaction
+from django.utils import timezone
+from pylti1p3.assignments_grades import AssignmentsGradesService
+from pylti1p3.exception import LtiException
+from pylti1p3.grade import Grade
+from pylti1p3.lineitem import LineItem as LtiLineItem
+from pylti1p3.service_connector import ServiceConnector
+
+from courses import audit
+from lms.models import GradeSent, LineItem, LmsIdentity, Section
+from lms.tool import as_lti_registration
+from projects.completion import completion_rows
+
+LOGGER = logging.getLogger(__name__)
+PROJECT_KEY = "project"
+
+
+@dataclass
+class GradeSyncResult:
+    sent: int = 0
+    unchanged: int = 0
+    refused: list[str] = field(default_factory=list)
+    without_lms_account: list[str] = field(default_factory=list)
+
+
+def _service(section: Section) -> AssignmentsGradesService:
+    connector = ServiceConnector(as_lti_registration(section.deployment.registration))
+    return AssignmentsGradesService(connector, {"scope": section.ags_scopes, "lineitems": section.lineitems_url})
+
+
+def line_items(*, section: Section, service: AssignmentsGradesService) -> dict[str, LineItem]:
+    """The section's line item per key, made in the LMS only when neither we nor the LMS have it (found by its tag,
+    so a sync that was cut off after the LMS made one does not make a second)."""
+    wanted = {f"lab:{lab.slug}": f"Lab {lab.number}: {lab.title}" for lab in section.course.labs.order_by("number")}
+    wanted[PROJECT_KEY] = "Final project"
+    found = {item.key: item for item in section.line_items.all()}
+    for key, label in wanted.items():
+        if key in found:
+            continue
+        remote = service.find_or_create_lineitem(
+            LtiLineItem().set_tag(key).set_resource_id(key).set_label(label).set_score_maximum(1), find_by="tag"
+        )
+        found[key], _ = LineItem.objects.get_or_create(
+            section=section,
+            key=key,
+            defaults={"url": remote.get_id(), "label": label, "score_maximum": remote.get_score_maximum() or 1},
+        )
+    return found
+
+
+def _wanted_scores(row) -> dict[str, tuple[float, str] | None]:
+    """Per key, (score given, comment) to send now, None when nothing is earned yet."""
+    scores: dict[str, tuple[float, str] | None] = {
+        f"lab:{slug}": (1.0, "completed") if done else None for slug, done in (row.labs or {}).items()
+    }
+    scores[PROJECT_KEY] = (1.0, "pass") if row.project_done else None
+    return scores
+
+
+def sync_grades(*, section: Section, actor) -> GradeSyncResult:
+    """Sends every changed score of the section's course; a score the LMS refuses is kept as refused, shown to the
+    staff, and sent again by the next sync."""
+    service = _service(section)
+    items = line_items(section=section, service=service)
+    subjects = dict(
+        LmsIdentity.objects.filter(registration=section.deployment.registration).values_list("user_id", "subject")
+    )
+    rows, _ = completion_rows(course=section.course, include_listeners=True)
+    result = GradeSyncResult()
+    for row in rows:
+        subject = subjects.get(row.member.user_id)
+        if subject is None:
+            result.without_lms_account.append(row.member.user.email)
+            continue
+        for key, wanted in _wanted_scores(row).items():
+            item = items.get(key)
+            if item is None:
+                continue
+            before = GradeSent.objects.filter(line_item=item, member=row.member).first()
+            if wanted is None:
+                if before is None or before.score_given == 0:
+                    continue
+                wanted = (0.0, "withdrawn")
+            score, comment = wanted
+            if before and before.status == GradeSent.Status.SENT and (before.score_given, before.comment) == wanted:
+                result.unchanged += 1
+                continue
+            if _send(service=service, item=item, member=row.member, subject=subject, score=score, comment=comment):
+                result.sent += 1
+            else:
+                result.refused.append(f"{row.member.user.email}: {item.label}")
+    audit.record(
+        course=section.course,
+        actor=actor,
+        action="lms.grades.sync",
+        target=str(section)[:200],
+        after={"sent": result.sent, "unchanged": result.unchanged, "refused": len(result.refused)},
+    )
+    return result
+
+
+def _send(*, service, item: LineItem, member, subject: str, score: float, comment: str) -> bool:
+    stamp = timezone.now()
+    grade = (
+        Grade()
+        .set_score_given(score)
+        .set_score_maximum(item.score_maximum)
+        .set_timestamp(stamp.isoformat())
+        .set_activity_progress("Completed")
+        .set_grading_progress("FullyGraded")
+        .set_user_id(subject)
+        .set_comment(comment)
+    )
+    error = ""
+    try:
+        service.put_grade(grade, LtiLineItem({"id": item.url}))
+    except (LtiException, requests.RequestException) as exc:
+        error = str(exc)[:2000]
+        LOGGER.warning("the LMS refused a score for %s in %s: %s", member.user.email, item.url, error)
+    with transaction.atomic():
+        record, _ = GradeSent.objects.select_for_update().get_or_create(
+            line_item=item,
+            member=member,
+            defaults={"score_given": score, "score_maximum": item.score_maximum, "status": "", "timestamp": stamp},
+        )
+        record.score_given, record.score_maximum, record.comment, record.timestamp = (
+            score,
+            item.score_maximum,
+            comment,
+            stamp,
+        )
+        record.status = GradeSent.Status.REFUSED if error else GradeSent.Status.SENT
+        record.error = error
+        record.attempts += 1
+        record.save()
+    return not error

@@ -1,0 +1,77 @@
+"""The tool's side of LTI 1.3 as pylti1p3 sees it: registrations and deployments read from the database, and the
+tool's key pairs (one per registration, made when staff register an LMS)."""
+
+import json
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwcrypto.jwk import JWK
+from pylti1p3.deployment import Deployment as LtiDeployment
+from pylti1p3.registration import Registration as LtiRegistration
+from pylti1p3.tool_config.abstract import ToolConfAbstract
+
+from lms.models import Deployment, Registration
+
+
+def new_key_pair() -> tuple[str, str]:
+    """A fresh RSA key (PEM, unencrypted: it lives in the database like the other secrets) and its JWK thumbprint."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return pem, JWK.from_pem(pem.encode()).thumbprint()
+
+
+def public_jwk(registration: Registration) -> dict:
+    jwk = json.loads(JWK.from_pem(registration.tool_private_key.encode()).export_public())
+    return {**jwk, "kid": registration.tool_kid, "alg": "RS256", "use": "sig"}
+
+
+def tool_jwks() -> dict:
+    """Every registration's public key: an LMS picks its own by ``kid``."""
+    return {"keys": [public_jwk(registration) for registration in Registration.objects.order_by("pk")]}
+
+
+def as_lti_registration(registration: Registration) -> LtiRegistration:
+    public_pem = (
+        serialization.load_pem_private_key(registration.tool_private_key.encode(), password=None)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return (
+        LtiRegistration()
+        .set_issuer(registration.issuer)
+        .set_client_id(registration.client_id)
+        .set_auth_login_url(registration.auth_login_url)
+        .set_auth_token_url(registration.auth_token_url)
+        .set_key_set_url(registration.key_set_url)
+        .set_tool_private_key(registration.tool_private_key)
+        .set_tool_public_key(public_pem)
+    )
+
+
+class DatabaseToolConf(ToolConfAbstract):
+    """Every issuer may have several client ids (one Canvas, several developer keys), so lookups take both."""
+
+    def check_iss_has_one_client(self, iss: str) -> bool:
+        return False
+
+    def check_iss_has_many_clients(self, iss: str) -> bool:
+        return True
+
+    def find_registration_by_issuer(self, iss, *args, **kwargs):
+        raise NotImplementedError("registrations are found by issuer and client id")
+
+    def find_deployment(self, iss, deployment_id):
+        raise NotImplementedError("deployments are found by issuer, client id and deployment id")
+
+    def find_registration_by_params(self, iss, client_id, *args, **kwargs):
+        registration = Registration.objects.filter(issuer=iss, client_id=client_id).first()
+        return as_lti_registration(registration) if registration else None
+
+    def find_deployment_by_params(self, iss, deployment_id, client_id, *args, **kwargs):
+        found = Deployment.objects.filter(
+            registration__issuer=iss, registration__client_id=client_id, deployment_id=deployment_id
+        ).exists()
+        return LtiDeployment().set_deployment_id(deployment_id) if found else None

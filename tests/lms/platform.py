@@ -1,0 +1,266 @@
+"""A real LTI 1.3 platform on loopback for the tool's tests, built on the lti1p3platform package.
+
+lti1p3platform signs the launches (the OIDC authorization step and the id_token) and issues the OAuth2 access tokens;
+its grade and roster services are only outlines, so this LMS completes them: a membership container, line items
+(listed, filtered, created) and scores, each behind a checked bearer token of the right scope. It also checks what
+the package leaves out: the launch's redirect_uri is the registered one, and a client assertion names this token
+endpoint as its audience.
+"""
+
+import html
+import itertools
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from lti1p3platform.exceptions import LtiException
+from lti1p3platform.ltiplatform import LTI1P3PlatformConfAbstract
+from lti1p3platform.message_launch import LTIAdvantageMessageLaunchAbstract
+from lti1p3platform.oidc_login import OIDCLoginAbstract
+from lti1p3platform.registration import Registration
+from lti1p3platform.request import Request
+
+LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
+INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
+TEACHING_ASSISTANT = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"
+NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+
+
+def _key_pair() -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+class _Conf(LTI1P3PlatformConfAbstract):
+    def init_platform_config(self, registration: Registration) -> None:
+        self._registration = registration
+
+    def get_registration_by_params(self, **kwargs) -> Registration:
+        return self._registration
+
+
+class _Query(Request):
+    def build_metadata(self, query: dict):
+        return {
+            "method": "GET",
+            "form_data": {},
+            "get_data": query,
+            "headers": {},
+            "content_type": None,
+            "path": "/auth",
+            "json": None,
+        }
+
+
+class _Login(OIDCLoginAbstract):
+    def set_lti_message_hint(self, **kwargs) -> None:
+        self._lti_message_hint = kwargs["hint"]
+
+    def get_redirect(self, url: str) -> str:
+        return url
+
+
+class _Launch(LTIAdvantageMessageLaunchAbstract):
+    def render_launch_form(self, launch_data, **kwargs) -> str:
+        # The auto-submitting form an LMS sends to the browser.
+        fields = "".join(
+            f'<input type="hidden" name="{name}" value="{html.escape(launch_data[name])}">'
+            for name in ("id_token", "state")
+        )
+        return f'<form method="post" action="{html.escape(launch_data["launch_url"])}">{fields}</form>'
+
+
+class LoopbackLms:
+    """One LMS: its issuer is its base URL; ``client_id`` is the tool's client there."""
+
+    def __init__(self, *, client_id: str = "tool-client-1"):
+        self.private_key, self.public_key = _key_pair()
+        self.client_id = client_id
+        self.tool_launch_url = ""
+        self.tool_login_url = ""
+        self.tool_key_set: dict = {"keys": []}
+        self.members: dict[str, list[dict]] = {}
+        self.line_items: dict[str, list[dict]] = {}
+        self.scores: list[dict] = []
+        self.refuse_scores = False
+        self._pending: dict[str, dict] = {}
+        self._ids = itertools.count(1)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.issuer = self.base_url
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- what staff paste into the tool ---------------------------------------------------------------------
+    def endpoints(self) -> dict:
+        return {
+            "issuer": self.issuer,
+            "client_id": self.client_id,
+            "auth_login_url": self.base_url + "/auth",
+            "auth_token_url": self.base_url + "/token",
+            "key_set_url": self.base_url + "/jwks",
+            "frame_origin": self.base_url,
+        }
+
+    def registration(self, deployment_id: str = "") -> Registration:
+        return (
+            Registration()
+            .set_iss(self.issuer)
+            .set_client_id(self.client_id)
+            .set_deployment_id(deployment_id)
+            .set_launch_url(self.tool_launch_url)
+            .set_oidc_login_url(self.tool_login_url)
+            .set_platform_private_key(self.private_key)
+            .set_platform_public_key(self.public_key)
+            .set_tool_key_set(self.tool_key_set)
+        )
+
+    # --- a launch ---------------------------------------------------------------------------------------------
+    def start_launch(self, *, deployment_id, sub, roles, context_id="ctx-1", email="", name="", custom=None) -> str:
+        """The URL the LMS sends the browser to: the tool's login initiation, third-party initiated."""
+        hint = f"hint-{next(self._ids)}"
+        self._pending[hint] = {
+            "deployment_id": deployment_id,
+            "sub": sub,
+            "roles": roles,
+            "context_id": context_id,
+            "email": email,
+            "name": name,
+            "custom": custom or {},
+        }
+        login = _Login(None, _Conf(registration=self.registration(deployment_id)))
+        login.set_lti_message_hint(hint=hint)
+        return login.initiate_login(sub)
+
+    def _authorize(self, query: dict) -> tuple[int, str]:
+        pending = self._pending.get(query.get("lti_message_hint", ""))
+        if pending is None or query.get("login_hint") != pending["sub"]:
+            return 400, "unknown launch"
+        if query.get("redirect_uri") != self.tool_launch_url:
+            return 400, "redirect_uri is not the registered launch URL"
+        if query.get("response_type") != "id_token" or query.get("scope") != "openid":
+            return 400, "not an OIDC implicit flow request"
+        launch = _Launch(_Query(query), _Conf(registration=self.registration(pending["deployment_id"])))
+        launch.set_user_data(pending["sub"], pending["roles"], pending["name"] or None, pending["email"] or None)
+        launch.set_launch_context_claim(pending["context_id"], context_title=f"LMS course {pending['context_id']}")
+        launch.set_resource_link_claim(f"link-{pending['context_id']}")
+        if pending["custom"]:
+            launch.set_custom_parameters_claim(pending["custom"])
+        launch.set_nrps(f"{self.base_url}/memberships/{pending['context_id']}")
+        launch.set_ags(f"{self.base_url}/lineitems/{pending['context_id']}")
+        return 200, launch.lti_launch()
+
+    def sign(self, claims: dict) -> str:
+        """An id_token signed with this LMS's key, as an attacker with a token meant for someone else would hold."""
+        kid = Registration.get_jwk(self.public_key)["kid"]
+        return jwt.encode(claims, self.private_key, algorithm="RS256", headers={"kid": kid})
+
+    # --- services -----------------------------------------------------------------------------------------------
+    def _token(self, form: dict) -> tuple[int, dict]:
+        conf = _Conf(registration=self.registration())
+        try:
+            answer = conf.get_access_token(form)
+            jwt.decode(
+                form["client_assertion"],
+                conf.get_tool_public_key(),
+                algorithms=["RS256"],
+                audience=self.base_url + "/token",
+            )
+        except (LtiException, jwt.PyJWTError, KeyError) as exc:
+            return 400, {"error": "invalid_client", "error_description": str(exc)}
+        return 200, dict(answer)
+
+    def _allowed(self, headers, scope: str) -> bool:
+        token = (headers.get("Authorization") or "").removeprefix("Bearer ")
+        try:
+            return _Conf(registration=self.registration()).validate_token(token, allowed_scopes=[scope])
+        except (LtiException, jwt.PyJWTError):
+            return False
+
+    def _service(self, method: str, path: str, query: dict, headers, body: bytes) -> tuple[int, object]:
+        if match := re.fullmatch(r"/memberships/([\w-]+)", path):
+            if not self._allowed(headers, NRPS_SCOPE):
+                return 401, {"error": "unauthorized"}
+            context_id = match[1]
+            return 200, {
+                "id": self.base_url + path,
+                "context": {"id": context_id},
+                "members": self.members.get(context_id, []),
+            }
+        if match := re.fullmatch(r"/lineitems/([\w-]+)", path):
+            if not self._allowed(headers, LINEITEM_SCOPE):
+                return 401, {"error": "unauthorized"}
+            items = self.line_items.setdefault(match[1], [])
+            if method == "GET":
+                return 200, [item for item in items if "tag" not in query or item.get("tag") == query["tag"]]
+            item = {**json.loads(body), "id": f"{self.base_url}{path}/{next(self._ids)}"}
+            items.append(item)
+            return 201, item
+        if match := re.fullmatch(r"/lineitems/([\w-]+)/(\d+)/scores", path):
+            if not self._allowed(headers, SCORE_SCOPE):
+                return 401, {"error": "unauthorized"}
+            if self.refuse_scores:
+                return 422, {"error": "the gradebook column is locked"}
+            self.scores.append({"line_item": f"{self.base_url}/lineitems/{match[1]}/{match[2]}", **json.loads(body)})
+            return 200, {}
+        return 404, {"error": "not found"}
+
+    def _handler(self):
+        lms = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, status: int, payload, content_type="application/json"):
+                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):  # noqa: N802
+                url = urlsplit(self.path)
+                query = dict(parse_qsl(url.query))
+                if url.path == "/jwks":
+                    return self._answer(200, {"keys": [Registration.get_jwk(lms.public_key)]})
+                if url.path == "/auth":
+                    status, page = lms._authorize(query)
+                    return self._answer(status, page, "text/html")
+                return self._answer(*lms._service("GET", url.path, query, self.headers, b""))
+
+            def do_POST(self):  # noqa: N802
+                url = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if url.path == "/token":
+                    return self._answer(*lms._token(dict(parse_qsl(body.decode()))))
+                return self._answer(*lms._service("POST", url.path, {}, self.headers, body))
+
+        return Handler
+
+
+def launch_form(page: str) -> tuple[str, dict]:
+    """The action and fields of the LMS's auto-submitting launch form, as a browser reads them."""
+    action = html.unescape(re.search(r'<form method="post" action="([^"]+)"', page)[1])
+    fields = {name: html.unescape(value) for name, value in re.findall(r'name="(\w+)" value="([^"]*)"', page)}
+    return action, fields
