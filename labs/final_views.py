@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from courses.deadlines import format_course_time
 from courses.models import Role
 from courses.permissions import course_view
-from labs import entries
+from labs import finals
 from labs.models import Lab, Submission
 
 
@@ -33,13 +33,13 @@ def _final_choice(request, lab: Lab, submission: Submission | None):
     if request.method == "POST" and request.POST.get("confirm") == "yes":
         try:
             if submission is None:
-                entries.clear_final(lab=lab, member=member)
+                finals.clear_final(lab=lab, member=member)
             else:
-                entries.mark_final(submission=submission, member=member)
+                finals.mark_final(submission=submission, member=member)
         except ValidationError as exc:
             messages.error(request, exc.messages[0])
         else:
-            closes = format_course_time(entries.choice_closes_at(lab=lab, member=member), request.course)
+            closes = format_course_time(finals.choice_closes_at(lab=lab, member=member), request.course)
             done = (
                 f"Submission #{submission.number} is now your final entry; the board ranks you by it."
                 if submission
@@ -47,18 +47,18 @@ def _final_choice(request, lab: Lab, submission: Submission | None):
             )
             messages.success(request, f"{done} You can change this until {closes}.")
         return redirect("labs:lab", course_slug=request.course.slug, lab_slug=lab.slug)
-    now = entries.her_entry(lab=lab, member=member)
+    now = finals.her_entry(lab=lab, member=member)
     if submission is None:
-        after = entries.her_entry(lab=lab, member=member, ignore_marked=True)
+        after = finals.her_entry(lab=lab, member=member, ignore_marked=True)
     else:
-        after = entries.her_entry(lab=lab, member=member, final=submission)
+        after = finals.her_entry(lab=lab, member=member, final=submission)
     context = {
         "course": request.course,
         "lab": lab,
         "submission": submission,
         "now": now,
         "after": after,
-        "worse": entries.scores_worse(lab, after, now),
-        "closes_at": entries.choice_closes_at(lab=lab, member=member),
+        "worse": finals.scores_worse(lab, after, now),
+        "closes_at": finals.choice_closes_at(lab=lab, member=member),
     }
     return render(request, "labs/final_confirm.html", context)

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from courses.services import grant_extension
-from labs import entries, services
+from labs import finals, services
 from labs.models import Evaluation, Submission
 from labs.selectors import leaderboard_for
 from tests.conftest import make_member
@@ -61,7 +61,7 @@ def test_her_entry_is_her_best_public_score_unless_she_marks_another_final(lab, 
     graded(lab, student, public=2.0, private=9.0)
     board = leaderboard_for(lab=lab, split="public", viewer=student)
     assert [row.score for row in board.rows] == [2.0]
-    entries.mark_final(submission=worse, member=student)
+    finals.mark_final(submission=worse, member=student)
     board = leaderboard_for(lab=lab, split="public", viewer=student)
     assert [row.submission_id for row in board.rows] == [worse.pk]
 
