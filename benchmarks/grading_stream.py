@@ -40,8 +40,8 @@ BIN = Path(sys.executable).parent
 SHARES = {"music": 3, "vision": 2, "llm": 1}  # the demo's students' submissions per lab
 
 from deadline_rush import (  # noqa: E402 - the scratch services and the upload client of the rush benchmark
+    Body,
     free_port,
-    multipart,
     percentile,
     platform_env,
     scratch_database,
@@ -199,7 +199,7 @@ def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
         slugs, tokens = make_course(args.students, datasets)
         plan = stream_plan(args.students, seed=7)
         bodies = {
-            (k, kind): multipart(distinct_artifact(references / kind, seed=1000 * k + len(kind))) for k, kind in plan
+            (k, kind): Body(distinct_artifact(references / kind, seed=1000 * k + len(kind)), seed=k) for k, kind in plan
         }
         worker = start_workers(env, args.workers, work / "worker.log")
         port = free_port()
@@ -223,7 +223,7 @@ def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
             def send(item):
                 at, (k, kind) = item
                 time.sleep(max(0.0, t0 + at - time.monotonic()))
-                return upload(port, slugs[kind], tokens[k], *bodies[(k, kind)])
+                return upload(port, slugs[kind], tokens[k], bodies[(k, kind)])
 
             with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
                 sent = list(pool.map(send, zip(moments, plan, strict=True)))
