@@ -67,7 +67,7 @@ def prepare(work: Path, cache: Path | None) -> tuple[Path, Path]:
 
 
 def distinct_artifact(reference: Path, seed: int) -> dict[str, bytes]:
-    """The reference artifact with small seeded noise on its float tensors: a distinct, valid submission."""
+    """The reference artifact with small seeded relative noise on its float tensors: a distinct, valid submission."""
     import numpy as np
     from safetensors.numpy import load_file, save
 
@@ -78,8 +78,9 @@ def distinct_artifact(reference: Path, seed: int) -> dict[str, bytes]:
             tensors = load_file(str(path))
             for name, value in tensors.items():
                 if value.dtype.kind == "f" and value.size:
-                    scale = float(np.std(value)) or 1e-3
-                    tensors[name] = (value + rng.normal(0, 0.01 * scale, value.shape)).astype(value.dtype)
+                    # Relative noise keeps every sign: a batch norm's running variance stays positive (added noise
+                    # made some variances negative, and the model's logits NaN).
+                    tensors[name] = (value * (1 + rng.normal(0, 0.01, value.shape))).astype(value.dtype)
             files[path.name] = save(tensors)
         elif path.is_file() and path.suffix == ".json":
             files[path.name] = path.read_bytes()
