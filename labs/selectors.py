@@ -28,6 +28,9 @@ class LeaderboardRow:
     is_viewer: bool = False
     position: int = 0  # place on the whole board, baselines included
     gap_before: bool = False  # rows of the board lie between this one and the one shown before it
+    # Who the row is, for staff only (a student's board carries her chosen name and nothing more).
+    real_name: str = ""
+    email: str = ""
 
 
 @dataclass
@@ -71,7 +74,8 @@ def leaderboard_for(
     """The board as ``labs.ranking`` orders it (primary, tie-break, earliest received_at), seen by ``viewer``.
 
     Each student's entry is her submission marked final, else her best by public score. Private scores are
-    shown only once released (staff see them before, to check). ``include_late=False`` (prizes, unless a prize
+    shown only once released (staff see them before, to check); staff also see who each student is (her real name
+    and email), everyone else only the name she chose. ``include_late=False`` (prizes, unless a prize
     says otherwise) leaves out work the deadline rule judged late at arrival. Without ``page`` every row is loaded
     (prizes, exports); with it, the page's rows, every baseline, and the viewer's entry with its neighbours.
     """
@@ -107,15 +111,18 @@ def leaderboard_for(
             "submission__member__show_real_name",
             "submission__member__user__first_name",
             "submission__member__user__last_name",
+            "submission__member__user__email",
         )
         .in_bulk([r.evaluation_id for r in ranked])
     )
     rows = []
+    staff_viewer = bool(viewer and viewer.is_staff_role)
     for placed in ranked:
         evaluation = evaluations[placed.evaluation_id]
         submission = evaluation.submission
         baseline = placed.rank is None
         private = split == "private"
+        user = submission.member.user
         rows.append(
             LeaderboardRow(
                 name=submission.baseline_label if baseline else submission.member.public_name,
@@ -132,6 +139,8 @@ def leaderboard_for(
                 gap_before=bool(rows)
                 and placed.position != rows[-1].position + 1
                 or (not rows and placed.position != 1),
+                real_name=user.get_full_name() if staff_viewer and not baseline else "",
+                email=user.email if staff_viewer and not baseline else "",
             )
         )
     return Leaderboard(

@@ -190,3 +190,28 @@ def reverse_board(lab):
     from django.urls import reverse
 
     return reverse("labs:leaderboard", args=[lab.course.slug, lab.slug])
+
+
+def test_staff_see_who_each_row_is_and_open_its_submission_while_students_see_chosen_names(
+    login, lab, student, student2, ta
+):
+    from django.urls import reverse
+
+    mine = graded(lab, student, public=2.0, private=2.0)
+    theirs = graded(lab, student2, public=1.0, private=1.0)
+    graded(lab, ta, public=1.5, private=1.5, label="Reference LSTM")
+
+    def link(submission):
+        return reverse("labs:submission", args=[lab.course.slug, lab.slug, submission.pk])
+
+    staff_page = login(ta).get(reverse_board(lab)).content.decode()
+    for member, submission in ((student, mine), (student2, theirs)):
+        assert f'<a href="{link(submission)}">{member.display_name}</a>' in staff_page
+        assert f"{member.user.get_full_name()} · {member.user.email}" in staff_page
+    assert login(ta).get(link(theirs)).status_code == 200
+
+    student_page = login(student).get(reverse_board(lab)).content.decode()
+    assert f'<a href="{link(mine)}">{student.display_name}</a>' in student_page  # her own row
+    assert student2.display_name in student_page and link(theirs) not in student_page
+    assert student2.user.email not in student_page and student2.user.get_full_name() not in student_page
+    assert login(student).get(link(theirs)).status_code == 404
