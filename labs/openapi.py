@@ -38,6 +38,11 @@ EVALUATION = {
             },
         },
         "error": {"$ref": "#/components/schemas/Error/properties/error"},
+        "log_tail": {
+            "type": "string",
+            "description": "Of a succeeded or failed evaluation: the end of the run's log that she may see, as her "
+            "submission page shows it.",
+        },
     },
 }
 SUBMISSION = {

@@ -22,6 +22,9 @@ def evaluation_json(evaluation, *, private_visible: bool, kind: str) -> dict:
     body["metric_labels"] = metric_glossary(kind, body["metrics"].get("public", {}))
     if private_visible:
         body["private_score"] = evaluation.private_score
+    if evaluation.status in ("succeeded", "failed"):
+        # What her submission page shows, bounded and sanitised by the worker.
+        body["log_tail"] = evaluation.log_tail
     if evaluation.status == "failed":
         body["error"] = {"code": evaluation.error_code, "message": evaluation.error_message}
     elif evaluation.status == "error":
@@ -30,6 +33,45 @@ def evaluation_json(evaluation, *, private_visible: bool, kind: str) -> dict:
             "message": "The platform could not grade this; it does not count against your quota.",
         }
     return body
+
+
+def public_only(value):
+    """``value`` with every table of the private split taken out, at any depth (metrics, groups, details)."""
+    if isinstance(value, dict):
+        return {key: public_only(item) for key, item in value.items() if key != "private"}
+    if isinstance(value, list):
+        return [public_only(item) for item in value]
+    return value
+
+
+def public_result(evaluation) -> dict:
+    """Her result.json of a succeeded evaluation: the grader's result as stored, of the public split only.
+
+    The private split decides prizes and stays hidden from her even once its scores are released (they show on the
+    pages then): nothing computed from it, and none of the Lab 3 answers kept for the judge, is in the file.
+    """
+    submission = evaluation.submission
+    lab = submission.lab
+    return {
+        "lab": lab.kind,
+        "submission": submission.number,
+        "evaluation": evaluation.pk,
+        "status": "ok",
+        "split": "public",
+        "grader_version": evaluation.grader_version,
+        "dataset": {"hash": evaluation.dataset_hash},
+        "device_class": evaluation.device_class,
+        "finished_at": evaluation.finished_at.isoformat() if evaluation.finished_at else None,
+        "duration_s": evaluation.duration_s,
+        "primary": {"metric": lab.primary_metric, "direction": lab.primary_direction},
+        "tiebreak": {"metric": lab.tiebreak_metric, "direction": lab.tiebreak_direction},
+        "metrics": {"public": (evaluation.metrics or {}).get("public", {})},
+        "metric_labels": metric_glossary(lab.kind, (evaluation.metrics or {}).get("public", {})),
+        "groups": public_only(evaluation.groups) if evaluation.groups else None,
+        "samples": public_only([s for s in evaluation.samples or [] if s.get("split") == "public"]),
+        "details": public_only(evaluation.details or {}),
+        "log_tail": evaluation.log_tail,
+    }
 
 
 def submission_json(submission: Submission, *, detail: bool = False) -> dict:

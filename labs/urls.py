@@ -20,6 +20,7 @@ urlpatterns = [
     path("<slug:lab_slug>/submissions/<int:pk>/final/", final_views.mark_final, name="mark_final"),
     path("<slug:lab_slug>/final/clear/", final_views.clear_final, name="clear_final"),
     path("<slug:lab_slug>/submissions/<int:pk>/files/<str:name>", views.artifact_file, name="artifact_file"),
+    path("<slug:lab_slug>/submissions/<int:pk>/result.json", views.result_file, name="result_file"),
     path("<slug:lab_slug>/staff/regrade/", queue_views.regrade, name="regrade"),
     path("<slug:lab_slug>/staff/release/", views.release, name="release"),
     path("<slug:lab_slug>/staff/withdraw-release/", views.withdraw_release, name="withdraw_release"),

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,6 +19,7 @@ from grader.registry import get_lab
 from labs import basemodels, selectors, services
 from labs.forms import BaseModelForm, ReasonForm, TokenForm
 from labs.models import ACTIVE_STATES, ApiToken, EvaluationStatus, Lab, Submission
+from labs.presenters import public_result
 from labs.uploads import MAX_DESCRIPTION, UploadRefused, accept_upload, open_upload
 
 LAB_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
@@ -174,6 +175,22 @@ def artifact_file(request, lab_slug: str, pk: int, name: str):
         filename=name,
         content_type="application/octet-stream",
     )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@course_view(*LAB_ROLES)
+def result_file(request, lab_slug: str, pk: int):
+    """Her result.json of the submission's current succeeded evaluation: the public split only, for her or staff."""
+    lab = _lab(request, lab_slug)
+    submission = _visible_submission(request, lab, pk)
+    evaluation = submission.evaluations.filter(status=EvaluationStatus.SUCCEEDED).order_by("-id").first()
+    if evaluation is None:
+        raise Http404("This submission has no successful evaluation yet.")
+    response = JsonResponse(public_result(evaluation), json_dumps_params={"indent": 2, "sort_keys": True})
+    name = f"{lab.slug}-submission-{submission.number}-result.json"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

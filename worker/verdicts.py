@@ -50,6 +50,70 @@ def sanitise(text: str, limit: int, *, job_dir: Path | None = None) -> str:
     return text[-limit:]
 
 
+# The keys of the summary line the grader prints last on stdout (grader/cli.py: her status and public numbers).
+SUMMARY_KEYS = frozenset({"status", "result", "public", "error"})
+
+
+def _public_summary(line: str, declared: set[str]) -> dict | None:
+    """The grader's summary line of a successful run, rebuilt from its numbers; None for any other line.
+
+    Its metric names must be among ``declared`` (those of the validated result's public table), so that not even a
+    key can carry text of the box's choosing.
+    """
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("status") != "ok" or not set(data) <= SUMMARY_KEYS:
+        return None
+    public = data.get("public")
+    if not isinstance(public, dict) or not all(
+        key in declared
+        and (
+            value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+        )
+        for key, value in public.items()
+    ):
+        return None
+    return {"status": "ok", "public": public}
+
+
+def student_log(outcome: Outcome, result: dict) -> str:
+    """The log of a successful run that its student sees: what the worker measured and the grader's summary.
+
+    Only lines the worker can vouch for reach her. The box's other output (the grader's diagnostics, warnings of
+    the libraries it calls) is read while the hidden data is loaded, and any line of it might quote a hidden tune,
+    image name or answer: it stays in the staff's log, and she is told how much of it there is.
+    """
+    timings = result.get("timings") or {}
+
+    def seconds(key: str) -> str:
+        value = timings.get(key)
+        return "n/a" if value is None else f"{value:.2f} s"
+
+    lines = [
+        f"Graded in {outcome.duration_s:.1f} s in the sandbox (exit code {outcome.exit_code}).",
+        f"Grader {str(result.get('grader_version', ''))[:40]} on {str(result.get('device_class', ''))[:120]}: "
+        f"artifact checked in {seconds('check_s')}, evaluated in {seconds('evaluate_s')}, "
+        f"{seconds('total_s')} in all.",
+    ]
+    other = 0
+    for line in (outcome.stdout_tail + "\n" + outcome.stderr_tail).splitlines():
+        if not line.strip() or line.strip() == "ready":
+            continue
+        summary = _public_summary(line, set((result.get("metrics") or {}).get("public") or {}))
+        if summary is None:
+            other += 1
+        else:
+            lines.append("Summary: " + json.dumps(summary, sort_keys=True, allow_nan=False))
+    if other:
+        lines.append(
+            f"Not shown: {other} line{'s' if other != 1 else ''} of the grader's output, kept for the staff only "
+            "(diagnostics may quote the hidden data)."
+        )
+    return sanitise("\n".join(lines), STUDENT_LOG_BYTES)
+
+
 def read_judge_inputs(out_dir: Path) -> dict | None:
     """The generated answers the LLM judge scores later (Lab 3); untrusted, size-capped, strings only."""
     try:
@@ -229,7 +293,7 @@ def classify_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir
                 **lifecycle.score_columns(lab, metrics),
                 "error_code": "",
                 "error_message": "",
-                "log_tail": "",
+                "log_tail": student_log(outcome, result),
             },
         )
     if outcome.exit_code == EXIT_REJECTED and result["status"] == "rejected":

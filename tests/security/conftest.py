@@ -253,6 +253,7 @@ def world(course, student, student2, ta, judge, outsider):
         "labs:submission": submission.pk,
         "labs:mark_final": submission.pk,
         "labs:artifact_file": submission.pk,
+        "labs:result_file": submission.pk,
         "labs:entry_file": lab_entry.pk,
         "labs:entry_notebook": lab_entry.pk,
         "labs:staff_entry": lab_entry.pk,

@@ -8,7 +8,7 @@ from django.test import Client
 
 from tests.security.conftest import fill, url_patterns
 
-FILE_VIEWS = ("labs:artifact_file", "projects:slides_file", "projects:review_file")
+FILE_VIEWS = ("labs:artifact_file", "labs:result_file", "projects:slides_file", "projects:review_file")
 
 
 def signed_in(member) -> Client:

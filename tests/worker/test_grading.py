@@ -77,7 +77,7 @@ def _outcome(exit_code=0, **kw):
         exit_code=exit_code,
         timed_out=kw.get("timed_out", False),
         oom_killed=kw.get("oom", False),
-        stdout_tail="",
+        stdout_tail=kw.get("stdout", ""),
         stderr_tail=kw.get("stderr", ""),
         duration_s=1.0,
     )
@@ -109,6 +109,29 @@ def _valid_result(lab, **changes):
     }
     result.update(changes)
     return result
+
+
+def test_a_successful_runs_log_shows_her_only_what_the_worker_vouches_for(graded_lab, submission, tmp_path):
+    hidden = "T:The Hidden Reel of the private split"
+    _write(tmp_path / "out", json.dumps(_valid_result(graded_lab)))
+    stdout = (
+        "ready\n"
+        f"{hidden}\n"
+        '{"public": {"bpc": 3.0}, "result": "/job/out/result.json", "status": "ok"}\n'
+        '{"public": {"Hidden Reel": 1.0}, "status": "ok"}\n'
+    )
+    stderr = f"UserWarning: could not parse {hidden}\nllm: private: 2 answers scored, 2 generated\n"
+    verdict = grading.classify_outcome(
+        graded_lab, submission.evaluations.get(), _outcome(0, stdout=stdout, stderr=stderr), tmp_path / "out", tmp_path
+    )
+    assert verdict.status == "succeeded"
+    assert verdict.fields["log_tail"] == (
+        "Graded in 1.0 s in the sandbox (exit code 0).\n"
+        "Grader 1.0.0 on cpu: artifact checked in 0.10 s, evaluated in 0.80 s, 1.00 s in all.\n"
+        'Summary: {"public": {"bpc": 3.0}, "status": "ok"}\n'
+        "Not shown: 4 lines of the grader's output, kept for the staff only (diagnostics may quote the hidden data)."
+    )
+    assert verdict.fields["staff_log"].count(hidden) == 2
 
 
 @pytest.mark.parametrize(

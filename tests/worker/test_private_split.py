@@ -1,0 +1,132 @@
+"""Nothing of a hidden private split reaches the student: a canary planted in it, graded for real, is nowhere she looks.
+
+The canary goes into the private tunes themselves (their titles and id lines: the hidden text the grader reads),
+the submission is made through the token API and graded in the real sandbox, and then every place the student can
+read is searched: her pages, the leaderboard, the API's JSON, her result.json and the log tail of the run.
+"""
+
+import json
+import secrets
+
+import pytest
+from django.urls import reverse
+
+from grader.dataset import load_manifest, write_manifest
+from grader.labs.music import COURSE_VOCAB, SPLIT_FILES, TRAIN_FILE
+from labs.management.commands.register_dataset import register_dataset
+from labs.models import Submission
+from tests.factories import TINY_TUNES, artifact_files, make_music_lab, save_lstm, token_for
+from worker import grading
+
+
+def planted_dataset(directory, canary: str):
+    """The tiny music set, its private tunes marked with ``canary`` where the grader reads them."""
+    from grader.labs import music
+
+    music.write_dataset(TINY_TUNES, directory, seed=0, hidden={"public": 2, "private": 2}, name="tiny-tunes")
+    private = directory / SPLIT_FILES["private"]
+    text = private.read_text().replace("T:", f"T:{canary} ").replace("Z: id:", f"Z: id:{canary}-")
+    private.write_text(text)
+    manifest = load_manifest(directory, verify=False)
+    splits = dict(manifest.splits)
+    splits["private"] = {**splits["private"], "characters": len(text)}
+    write_manifest(
+        directory,
+        name=manifest.name,
+        lab=manifest.lab,
+        demo_only=manifest.demo_only,
+        description=manifest.description,
+        splits=splits,
+        meta=manifest.meta,
+    )
+    return directory
+
+
+@pytest.fixture
+def canary():
+    # Made of the course vocabulary, so that the grader scores the planted tunes like any other.
+    letters = [c for c in "abcdefghijklmnopqrstuvwxyz0123456789" if c in COURSE_VOCAB]
+    return "canary" + "".join(secrets.choice(letters) for _ in range(20))
+
+
+def test_a_canary_in_the_private_split_is_nowhere_the_student_can_see(
+    course, student, student2, canary, client, login, settings, tmp_path
+):
+    settings.WORKER_CACHE_DIR = tmp_path / "cache"
+    data = planted_dataset(tmp_path / "hidden", canary)
+    assert canary in (data / SPLIT_FILES["private"]).read_text()
+    assert canary not in (data / SPLIT_FILES["public"]).read_text() + (data / TRAIN_FILE).read_text()
+    lab = make_music_lab(course, dataset=register_dataset(data))
+    key = token_for(student)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    posted = client.post(reverse("api:submissions", args=[lab.slug]), artifact_files(save_lstm(tmp_path / "a")), **auth)
+    assert posted.status_code == 201, posted.content
+    submission = Submission.objects.get(pk=posted.json()["id"])
+    evaluation = submission.evaluations.get()
+    assert grading.grade(evaluation.pk) == "succeeded"
+    evaluation.refresh_from_db()
+    # The grader did read the planted tunes: the private split has its own score.
+    assert evaluation.metrics["private"]["bpc"] > 0 and evaluation.private_score is not None
+
+    seen = {"log tail": evaluation.log_tail}
+    assert evaluation.log_tail.startswith("Graded in ")
+    assert "Summary: " + json.dumps({"public": evaluation.metrics["public"], "status": "ok"}, sort_keys=True) in (
+        evaluation.log_tail
+    )
+
+    api_list = client.get(reverse("api:submissions", args=[lab.slug]), **auth)
+    api_detail = client.get(reverse("api:submission", args=[submission.pk]), **auth)
+    assert api_detail.status_code == 200 and api_detail.json()["evaluation"]["log_tail"] == evaluation.log_tail
+    seen["api list"] = api_list.content.decode()
+    seen["api detail"] = api_detail.content.decode()
+
+    browser = login(student)
+    args = [course.slug, lab.slug]
+    page = browser.get(reverse("labs:submission", args=[*args, submission.pk])).content.decode()
+    assert "<summary>Log tail</summary>" in page and "Graded in " in page
+    result_url = reverse("labs:result_file", args=[*args, submission.pk])
+    assert f'href="{result_url}"' in page
+    seen["submission page"] = page
+    seen["lab page"] = browser.get(reverse("labs:lab", args=args)).content.decode()
+    seen["her submissions"] = browser.get(reverse("labs:mine", args=args)).content.decode()
+    board = reverse("labs:leaderboard", args=args)
+    seen["leaderboard"] = browser.get(board).content.decode() + browser.get(board + "?split=private").content.decode()
+
+    download = browser.get(result_url)
+    assert download.status_code == 200 and "attachment" in download["Content-Disposition"]
+    result = json.loads(download.content)
+    assert result["metrics"] == {"public": evaluation.metrics["public"]} and result["split"] == "public"
+    assert result["samples"] == evaluation.samples and result["log_tail"] == evaluation.log_tail
+    assert '"private"' not in download.content.decode()
+    seen["result.json"] = download.content.decode()
+
+    for place, text in seen.items():
+        assert canary not in text, f"the private split's canary reached her {place}"
+
+    # Another student may not download it.
+    assert login(student2).get(result_url).status_code == 404
+
+
+def test_her_result_json_waits_for_a_successful_evaluation_and_is_hers_alone(
+    course, student, student2, ta, login, tmp_path
+):
+    from tests.factories import submit_folder
+
+    lab = make_music_lab(course)
+    submission = submit_folder(lab=lab, member=student, directory=save_lstm(tmp_path / "a"))
+    url = reverse("labs:result_file", args=[course.slug, lab.slug, submission.pk])
+    assert login(student).get(url).status_code == 404  # still queued: nothing to download
+    submission.evaluations.update(
+        status="succeeded",
+        metrics={"public": {"bpc": 2.0}, "private": {"bpc": 2.5}},
+        details={"worst_group": {"public": "DM", "private": "LF"}},
+        public_score=2.0,
+        private_score=2.5,
+    )
+    body = login(student).get(url).json()
+    assert body["metrics"] == {"public": {"bpc": 2.0}} and body["details"] == {"worst_group": {"public": "DM"}}
+    assert login(ta).get(url).status_code == 200
+    assert login(student2).get(url).status_code == 404
+    client = login(student)
+    client.logout()
+    assert client.get(url).status_code == 302
