@@ -1,7 +1,9 @@
 """What students, TAs and judges do in a real browser, end to end, at desktop and phone sizes."""
 
+import json
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -87,6 +89,13 @@ def test_student_uploads_watches_her_grading_live_sees_her_songs_and_finds_herse
     expect(page.get_by_role("button", name="Click to play/pause.")).to_have_count(len(valid))
     expect(page.locator("pre.abc-text")).to_have_count(5 - len(valid))
     ada.shot("4-sheet-music")
+    # Her run's log and her result.json: what the worker vouches for, of the public split only.
+    page.get_by_text("Log tail", exact=True).click()
+    expect(page.locator("details", has_text="Log tail").locator("pre")).to_contain_text("Summary: ")
+    with page.expect_download() as fetched:
+        page.get_by_role("link", name="Download result.json").click()
+    result = json.loads(Path(fetched.value.path()).read_text())
+    assert result["metrics"] == {"public": evaluation.metrics["public"]}
 
     ada.goto(lab_url(lab, "leaderboard"))
     mine = page.locator("tbody tr.me")
