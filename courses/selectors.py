@@ -38,3 +38,8 @@ def deadlines_for(*, course: Course, member: Membership | None) -> list[Deadline
         extension = extensions.get(deadline.id)
         views.append(DeadlineView(deadline, due_with(deadline, extension), extension))
     return views
+
+
+def her_extensions(*, member: Membership) -> list[Extension]:
+    """Every extension granted to her, revoked ones included (the staff's record), newest first."""
+    return list(Extension.objects.filter(member=member).select_related("deadline", "granted_by", "revoked_by"))

@@ -31,6 +31,7 @@ class LeaderboardRow:
     # Who the row is, for staff only (a student's board carries her chosen name and nothing more).
     real_name: str = ""
     email: str = ""
+    submission_number: int = 0  # her own count ("#3"), as her pages name the submission
 
 
 @dataclass
@@ -104,6 +105,7 @@ def leaderboard_for(
             "public_tiebreak",
             "private_tiebreak",
             "submission__id",
+            "submission__number",
             "submission__member_id",
             "submission__received_at",
             "submission__baseline_label",
@@ -141,6 +143,7 @@ def leaderboard_for(
                 or (not rows and placed.position != 1),
                 real_name=user.get_full_name() if staff_viewer and not baseline else "",
                 email=user.email if staff_viewer and not baseline else "",
+                submission_number=submission.number,
             )
         )
     return Leaderboard(
@@ -162,6 +165,16 @@ def her_submissions(*, lab: Lab, member: Membership) -> list[Submission]:
         Submission.objects.filter(lab=lab, member=member).prefetch_related(
             Prefetch("evaluations", queryset=Evaluation.objects.order_by("-id"))
         )
+    )
+
+
+def every_submission_of(*, member: Membership) -> list[Submission]:
+    """All her submissions in her course, lab by lab, newest first, each with its evaluations (newest first)."""
+    return list(
+        Submission.objects.filter(member=member)
+        .select_related("lab")
+        .prefetch_related(Prefetch("evaluations", queryset=Evaluation.objects.order_by("-id")))
+        .order_by("lab__number", "-received_at")
     )
 
 

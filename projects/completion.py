@@ -52,10 +52,15 @@ def _review_state(review: PaperReview) -> tuple[str, bool]:
     return state, bool(review.graded and review.passed)
 
 
-def completion_rows(*, course: Course, include_listeners: bool = False) -> tuple[list[CompletionRow], list[str]]:
-    """One row per student (registered for credit unless ``include_listeners``) and the lab columns."""
+def completion_rows(
+    *, course: Course, include_listeners: bool = False, only: Membership | None = None
+) -> tuple[list[CompletionRow], list[str]]:
+    """One row per student (registered for credit unless ``include_listeners``) and the lab columns; with ``only``,
+    that student's row alone (whether or not she is registered)."""
     students = course.memberships.filter(role=Role.STUDENT).select_related("user").order_by("user__email")
-    if not include_listeners:
+    if only is not None:
+        students = students.filter(pk=only.pk)
+    elif not include_listeners:
         students = students.filter(registered_for_credit=True)
     students = list(students)
     links = {

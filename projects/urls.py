@@ -35,4 +35,6 @@ urlpatterns = [
     path("staff/reviews/<int:pk>/release/", reviews.staff_review_release, name="staff_review_release"),
     path("staff/completion/", completion.staff_completion, name="staff_completion"),
     path("staff/completion.csv", completion.staff_completion_csv, name="staff_completion_csv"),
+    path("staff/scores.csv", completion.staff_scores_csv, name="staff_scores_csv"),
+    path("staff/students/<int:member_pk>/", completion.staff_student, name="staff_student"),
 ]

@@ -37,7 +37,7 @@ def csv_cells(response) -> list[list[str]]:
     return list(csv.reader(io.StringIO(body.decode("utf-8"))))
 
 
-@pytest.mark.parametrize("name", ["projects:staff_completion_csv", "prizes:results_csv"])
+@pytest.mark.parametrize("name", ["projects:staff_completion_csv", "projects:staff_scores_csv", "prizes:results_csv"])
 def test_csv_exports_neutralise_formulas(world, ta, student, name, course):
     from prizes.models import Entry
 
