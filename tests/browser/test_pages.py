@@ -54,7 +54,7 @@ def populated(course, student, student2, ta, judge, tmp_path):
     )
     prize = Prize.objects.create(course=course, title="Best proposal", places=1, category="round", round=earlier)
     prize_services.confirm_awards(prize=prize, actor=ta.user)
-    return {"lab": lab, "submission": submission, "round": live}
+    return {"lab": lab, "submission": submission, "round": live, "student": student}
 
 
 def pages(course, populated):
@@ -72,6 +72,18 @@ def pages(course, populated):
         ("judge", "judge", reverse("prizes:judge_round", args=[slug, round.pk]), "Now presenting"),
         ("ta", "queue", reverse("labs:queue", args=[slug]), "Queue"),
         ("ta", "roster", reverse("courses:roster", args=[slug]), "Roster"),
+        (
+            "ta",
+            "staff leaderboard",
+            reverse("labs:leaderboard", args=[slug, lab.slug]),
+            populated["student"].user.email,
+        ),
+        (
+            "ta",
+            "student record",
+            reverse("projects:staff_student", args=[slug, populated["student"].pk]),
+            "Suggested grade",
+        ),
         (None, "winners", reverse("prizes_winners", args=[slug]), "Best proposal"),
     ]
 
