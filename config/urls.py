@@ -43,7 +43,7 @@ urlpatterns = [
     path("courses/<slug:course_slug>/project/", include("projects.urls")),
     path("courses/<slug:course_slug>/labs/", include("labs.urls")),
     path("courses/<slug:course_slug>/prizes/", include("prizes.urls")),
-    path("winners/<slug:course_slug>/", include("prizes.public_urls")),
+    path("winners/", include("prizes.public_urls")),
     path("api/", include("labs.api_urls")),
     path("", include("lms.urls")),
     path("sounds/<str:instrument>-mp3/<str:note>.mp3", note_sample, name="note_sample"),

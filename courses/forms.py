@@ -35,6 +35,14 @@ class RosterUploadForm(forms.Form):
     file = forms.FileField(help_text="CSV with the header email,name,role,registered (UTF-8).")
 
 
+class MemberEditForm(forms.Form):
+    display_name = forms.CharField(
+        max_length=60, required=False, help_text="Shown on leaderboards, to judges and on the winners page."
+    )
+    role = forms.ChoiceField(choices=Role.choices)
+    registered = forms.BooleanField(required=False, label="Registered for credit")
+
+
 class DeadlineForm(forms.Form):
     title = forms.CharField(max_length=200)
     due_at = CourseDateTimeField(label="Due")

@@ -42,15 +42,18 @@ def membership_change_refusal(
     about_herself: bool,
     email: str,
     before_role: str | None,
-    after_role: str,
+    after_role: str | None,
     other_fields_change: bool = False,
 ) -> str | None:
     """Why this change is refused, in words for the staff member who asked; None when it is allowed.
 
     ``actor_role`` comes from ``role_of_actor``; ``about_herself`` says whether the member is the actor herself;
-    ``before_role`` is the member's role now, None when she is not in the course yet; ``other_fields_change`` says
-    whether anything else of the membership (her for-credit registration) changes.
+    ``before_role`` is the member's role now, None when she is not in the course yet; ``after_role`` None removes
+    her from the course; ``other_fields_change`` says whether anything else of the membership (her for-credit
+    registration, her display name) changes.
     """
+    if after_role is None:
+        return _removal_refusal(actor_role=actor_role, about_herself=about_herself, email=email, role=before_role)
     role_changes = before_role != after_role
     if not role_changes and not other_fields_change:
         return None
@@ -72,3 +75,32 @@ def membership_change_refusal(
             "the role or registration of a TA or an instructor"
         )
     return None
+
+
+def _removal_refusal(*, actor_role: str | None, about_herself: bool, email: str, role: str) -> str | None:
+    if about_herself:
+        return "you cannot remove yourself from the course; another instructor of the course can"
+    if actor_role is OPERATOR or actor_role == Role.INSTRUCTOR:
+        return None
+    if actor_role != Role.TA:
+        return "only the course's TAs and instructors change its memberships"
+    if role in STAFF_ROLES:
+        return f"{email} is {a_role(role)} here; only an instructor can remove a TA or an instructor"
+    return None
+
+
+def last_instructor_refusal(*, member: Membership, after_role: str | None) -> str | None:
+    """A course always keeps an instructor: who would otherwise grant staff roles or change its settings?
+
+    Call it with the course's memberships locked (``role_of_actor`` locks the actor's; lock the member's too).
+    """
+    if member.role != Role.INSTRUCTOR or after_role == Role.INSTRUCTOR:
+        return None
+    others = Membership.objects.filter(course_id=member.course_id, role=Role.INSTRUCTOR).exclude(pk=member.pk).exists()
+    if others:
+        return None
+    what = "removed" if after_role is None else f"made {a_role(after_role)}"
+    return (
+        f"{member.user.email} is the course's last instructor and cannot be {what}; "
+        "make someone else an instructor first"
+    )

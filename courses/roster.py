@@ -1,6 +1,8 @@
-"""Roster import from CSV (email, name, role, registered): every row checked, all rows imported or none.
+"""The roster: import from CSV (email, name, role, registered), every row checked, all rows imported or none; and
+one member's edit (display name, role, for-credit registration) or removal from the course.
 
-An import enrols people in its own course; it never edits their accounts (see ``import_roster``).
+An import enrols people in its own course; it never edits their accounts (see ``import_roster``). Neither does an
+edit: it changes the membership in this course alone.
 """
 
 import csv
@@ -10,13 +12,14 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import router, transaction
+from django.db.models.deletion import Collector
 from django.db.models.functions import Lower
 
 from courses import audit
 from courses.models import Course, Membership, Role
-from courses.roles import membership_change_refusal, role_of_actor
-from courses.services import send_added_notice, send_welcome
+from courses.roles import last_instructor_refusal, membership_change_refusal, role_of_actor
+from courses.services import check_display_name_free, send_added_notice, send_welcome
 
 MAX_ROSTER_BYTES = 2 * 1024 * 1024
 MAX_ROSTER_ROWS = 20_000
@@ -145,6 +148,97 @@ def _taken_usernames(names: list[str]) -> set[str]:
 
 def _membership_state(member: Membership) -> dict:
     return {"role": member.role, "registered": member.registered_for_credit}
+
+
+def _edit_state(member: Membership) -> dict:
+    return {**_membership_state(member), "display name": member.display_name}
+
+
+def _locked_member(*, course: Course, member: Membership) -> Membership:
+    # The member is looked up in ``course`` only: a membership of another course is not found, whatever its number.
+    found = Membership.objects.select_for_update().select_related("user").filter(course=course, pk=member.pk).first()
+    if found is None:
+        raise ValidationError("That person is not a member of this course.")
+    return found
+
+
+@transaction.atomic
+def edit_member(
+    *, course: Course, member: Membership, actor, display_name: str, role: str, registered: bool
+) -> Membership:
+    """Change one member's display name, role or for-credit registration, by the rules of ``courses.roles``."""
+    authority = role_of_actor(course=course, actor=actor)
+    member = _locked_member(course=course, member=member)
+    if role not in Role.values:
+        raise ValidationError(f"{role!r} is not a role of the course.")
+    display_name = display_name.strip()
+    refusal = membership_change_refusal(
+        actor_role=authority,
+        about_herself=actor is not None and member.user_id == actor.pk,
+        email=member.user.email,
+        before_role=member.role,
+        after_role=role,
+        other_fields_change=(member.registered_for_credit, member.display_name) != (registered, display_name),
+    ) or last_instructor_refusal(member=member, after_role=role)
+    if refusal:
+        raise ValidationError(refusal[0].upper() + refusal[1:] + ".")
+    if display_name and display_name != member.display_name:
+        check_display_name_free(member=member, display_name=display_name)
+    before = _edit_state(member)
+    member.display_name, member.role, member.registered_for_credit = display_name, role, registered
+    if _edit_state(member) == before:
+        return member
+    member.save(update_fields=["display_name", "role", "registered_for_credit"])
+    audit.record(
+        course=course,
+        actor=actor,
+        action="member.update",
+        target=member.user.email,
+        before=before,
+        after=_edit_state(member),
+    )
+    return member
+
+
+@transaction.atomic
+def remove_member(*, course: Course, member: Membership, actor, reason: str = "") -> None:
+    """Take one member out of the course; what belongs to her membership here (her work, tokens, scores) goes too.
+
+    Her account stays: she may be in other courses, and a removal here is this course's decision alone.
+    """
+    authority = role_of_actor(course=course, actor=actor)
+    member = _locked_member(course=course, member=member)
+    refusal = membership_change_refusal(
+        actor_role=authority,
+        about_herself=actor is not None and member.user_id == actor.pk,
+        email=member.user.email,
+        before_role=member.role,
+        after_role=None,
+    ) or last_instructor_refusal(member=member, after_role=None)
+    if refusal:
+        raise ValidationError(refusal[0].upper() + refusal[1:] + ".")
+    before = _edit_state(member)
+    email = member.user.email
+    member.delete()
+    audit.record(course=course, actor=actor, action="member.remove", target=email, before=before, reason=reason)
+
+
+def removal_consequences(member: Membership) -> list[str]:
+    """What removing her deletes besides the membership, counted per kind ("3 submissions"), for the confirmation."""
+    collector = Collector(using=router.db_for_write(Membership))
+    collector.collect([member])
+    counts: dict = {}
+    for model, instances in collector.data.items():
+        if model is not Membership:
+            counts[model] = counts.get(model, 0) + len(instances)
+    for queryset in collector.fast_deletes:
+        counts[queryset.model] = counts.get(queryset.model, 0) + queryset.count()
+    lines = []
+    for model, number in counts.items():
+        if number:
+            name = model._meta.verbose_name if number == 1 else model._meta.verbose_name_plural
+            lines.append(f"{number} {name}")
+    return sorted(lines, key=lambda line: line.split(" ", 1)[1])
 
 
 @transaction.atomic

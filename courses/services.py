@@ -168,17 +168,22 @@ def join_course(*, course: Course, user, code: str) -> Membership:
     return membership
 
 
-def update_profile(*, member: Membership, display_name: str, show_real_name: bool) -> Membership:
-    display_name = display_name.strip()
-    if not display_name:
-        raise ValidationError("Choose a display name: it is what others see on leaderboards.")
+def check_display_name_free(*, member: Membership, display_name: str) -> None:
+    """A display name names one member of the course: leaderboards and winners pages tell people apart by it."""
     taken = (
-        Membership.objects.filter(course=member.course, display_name__iexact=display_name)
+        Membership.objects.filter(course_id=member.course_id, display_name__iexact=display_name)
         .exclude(pk=member.pk)
         .exists()
     )
     if taken:
         raise ValidationError("Someone in this course already uses that display name; choose another.")
+
+
+def update_profile(*, member: Membership, display_name: str, show_real_name: bool) -> Membership:
+    display_name = display_name.strip()
+    if not display_name:
+        raise ValidationError("Choose a display name: it is what others see on leaderboards.")
+    check_display_name_free(member=member, display_name=display_name)
     member.display_name = display_name
     member.show_real_name = show_real_name
     member.save(update_fields=["display_name", "show_real_name"])

@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,12 +17,20 @@ from courses.forms import (
     ExtensionForm,
     JoinForm,
     ListenerSignupForm,
+    MemberEditForm,
     ProfileForm,
     RosterUploadForm,
 )
 from courses.models import Course, Extension, Membership
 from courses.permissions import course_view, signed_in_view, staff_view
-from courses.roster import MAX_ROSTER_BYTES, RosterError, import_roster
+from courses.roster import (
+    MAX_ROSTER_BYTES,
+    RosterError,
+    edit_member,
+    import_roster,
+    removal_consequences,
+    remove_member,
+)
 from courses.selectors import deadlines_for
 
 User = get_user_model()
@@ -88,6 +96,62 @@ def roster(request):
     return render(
         request, "courses/roster.html", {"course": course, "form": form, "errors": errors, "members": members}
     )
+
+
+def _roster_member(request, pk: int) -> Membership:
+    # Only this course's members: another course's membership number is not found here.
+    return get_object_or_404(Membership.objects.select_related("user"), pk=pk, course=request.course)
+
+
+@staff_view
+def roster_member(request, pk: int):
+    """One member of the roster: her display name, role and registration, and her removal from the course."""
+    member = _roster_member(request, pk)
+    initial = {"display_name": member.display_name, "role": member.role, "registered": member.registered_for_credit}
+    form = MemberEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            edit_member(
+                course=request.course,
+                member=member,
+                actor=request.user,
+                display_name=form.cleaned_data["display_name"],
+                role=form.cleaned_data["role"],
+                registered=form.cleaned_data["registered"],
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            form.add_error(None, exc.messages[0] if isinstance(exc, ValidationError) else str(exc))
+        else:
+            messages.success(request, f"{member.user.email} updated.")
+            return redirect("courses:roster", course_slug=request.course.slug)
+    return render(request, "courses/roster_member.html", {"course": request.course, "member": member, "form": form})
+
+
+@staff_view
+@require_POST
+def roster_remove(request, pk: int):
+    member = _roster_member(request, pk)
+    back = reverse("courses:roster_member", args=[request.course.slug, member.pk])
+    if not confirmed(request):
+        deleted = removal_consequences(member)
+        return ask(
+            request,
+            title=f"Remove {member.user.email} from {request.course.name}?",
+            consequences=[
+                f"She loses access to the course's pages as {member.get_role_display()}; her account stays.",
+                "Deleted with her membership: " + (", ".join(deleted) if deleted else "nothing else") + ".",
+                "The removal is written to the audit log; it cannot be undone, only a new enrolment is possible.",
+            ],
+            button=f"Remove {member.user.email}",
+            cancel_url=back,
+        )
+    try:
+        remove_member(course=request.course, member=member, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+        return redirect(back)
+    messages.success(request, f"{member.user.email} removed from the course.")
+    return redirect("courses:roster", course_slug=request.course.slug)
 
 
 @staff_view

@@ -5,12 +5,13 @@ from datetime import timedelta
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from pypdf import PdfWriter
 
 from demo.course import member
 from projects import services
-from projects.models import Group, Invitation, PaperReview
+from projects.models import Group, GroupMember, Invitation, PaperReview, SlidesVersion
 
 
 def pdf(pages: int, name: str) -> SimpleUploadedFile:
@@ -20,6 +21,23 @@ def pdf(pages: int, name: str) -> SimpleUploadedFile:
     buffer = io.BytesIO()
     writer.write(buffer)
     return SimpleUploadedFile(name, buffer.getvalue(), content_type="application/pdf")
+
+
+# The groups registered, invited and uploaded their slides this long before the demo's presentation day (today), so
+# that every page lists a group's states in the order they happened: registered, then presented.
+SETTLED_BEFORE = timedelta(days=2)
+
+
+def _happened_earlier(course, delta: timedelta) -> None:
+    """Move the groups' whole trail (registration, members, invitations, slides) back by ``delta``, keeping its order."""
+    groups = Group.objects.filter(course=course)
+    groups.update(created_at=F("created_at") - delta)
+    GroupMember.objects.filter(group__in=groups).update(joined_at=F("joined_at") - delta)
+    Invitation.objects.filter(group__in=groups).update(created_at=F("created_at") - delta)
+    Invitation.objects.filter(group__in=groups, responded_at__isnull=False).update(
+        responded_at=F("responded_at") - delta
+    )
+    SlidesVersion.objects.filter(group__in=groups).update(uploaded_at=F("uploaded_at") - delta)
 
 
 @transaction.atomic
@@ -52,6 +70,7 @@ def seed_projects(course) -> None:
     )
     services.upload_slides(group=faces, member=grace, upload=pdf(3, "fair-faces.pdf"))
     services.generate_schedule(course=course, seed="demo", actor=ta.user)
+    _happened_earlier(course, SETTLED_BEFORE)
     services.submit_review(
         member=emmy,
         paper_title="Attention Is All You Need",

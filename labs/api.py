@@ -2,8 +2,10 @@
 
 from functools import wraps
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from courses.models import Role
@@ -28,9 +30,7 @@ def token_required(view):
             return api_error(401, "no_token", "Send your personal API token as 'Authorization: Bearer <token>'.")
         token = services.authenticate_token(key.strip())
         if token is None:
-            return api_error(
-                401, "bad_token", "This token is unknown, expired or revoked; create a new one on the lab page."
-            )
+            return api_error(401, "bad_token", _bad_token_message(key.strip()))
         if token.member.role != Role.STUDENT:
             return api_error(403, "not_a_student", "Only students' tokens can use the API.")
         request.token = token
@@ -39,6 +39,21 @@ def token_required(view):
 
     wrapped.access_rule = ("token", ())
     return csrf_exempt(wrapped)
+
+
+def _bad_token_message(key: str) -> str:
+    """Where to get a working token: her course's API tokens page when the key is one of hers that lapsed."""
+    lapsed = services.lapsed_token(key)
+    if lapsed is None:
+        return (
+            "This token is unknown: check that you pasted all of it, or create a new one on the API tokens page "
+            f"of your course (its Labs page, then 'API tokens', at {settings.SITE_URL.rstrip('/')})."
+        )
+    if lapsed.revoked_at is None and lapsed.expires_at > timezone.now():
+        return "This token's account is closed; ask the course staff."
+    page = settings.SITE_URL.rstrip("/") + reverse("labs:tokens", args=[lapsed.member.course.slug])
+    state = "was revoked" if lapsed.revoked_at else "has expired"
+    return f"This token {state}; create a new one at {page}"
 
 
 def allow(*methods: str):
@@ -73,7 +88,11 @@ def submissions(request, lab_slug: str):
     if lab is None:
         return api_error(404, "no_such_lab", f"There is no lab {lab_slug!r} in {request.member.course.name}.")
     if request.method == "GET":
-        rows = Submission.objects.filter(lab=lab, member=request.member).prefetch_related("evaluations")[:200]
+        rows = (
+            Submission.objects.filter(lab=lab, member=request.member)
+            .select_related("lab__course")
+            .prefetch_related("evaluations")[:200]
+        )
         return JsonResponse({"submissions": [submission_json(s) for s in rows]})
     return _submit(request, lab)
 
@@ -100,7 +119,7 @@ def _submit(request, lab: Lab):
 def submission_detail(request, pk: int):
     submission = (
         Submission.objects.filter(pk=pk, member=request.member)
-        .select_related("lab")
+        .select_related("lab__course")
         .prefetch_related("evaluations")
         .first()
     )

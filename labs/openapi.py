@@ -57,6 +57,7 @@ SUBMISSION = {
         "received_at": {"type": "string"},
         "late": {"type": "boolean"},
         "is_final": {"type": "boolean"},
+        "url": {"type": "string", "description": "The submission's page, where its owner watches it being graded."},
         "status": {"type": "string"},
         "warning": {"type": "string"},
         "description": {"type": "string"},

@@ -1,5 +1,8 @@
 """How a submission and its evaluation are shown to their owner: over the API and on her pages."""
 
+from django.conf import settings
+from django.urls import reverse
+
 from labs.metriclabels import metric_glossary
 from labs.models import Submission
 
@@ -74,6 +77,13 @@ def public_result(evaluation) -> dict:
     }
 
 
+def submission_page_url(submission: Submission) -> str:
+    """The address of the submission's own page, where its owner watches it graded and reads its result."""
+    lab = submission.lab
+    path = reverse("labs:submission", args=[lab.course.slug, lab.slug, submission.pk])
+    return settings.SITE_URL.rstrip("/") + path
+
+
 def submission_json(submission: Submission, *, detail: bool = False) -> dict:
     lab = submission.lab
     private_visible = lab.private_released_at is not None
@@ -87,6 +97,7 @@ def submission_json(submission: Submission, *, detail: bool = False) -> dict:
         "received_at": submission.received_at.isoformat(),
         "late": submission.late,
         "is_final": submission.is_final,
+        "url": submission_page_url(submission),
         "status": evaluations[0].status if evaluations else "queued",
         "evaluation": evaluation_json(evaluations[0], private_visible=private_visible, kind=lab.kind)
         if evaluations

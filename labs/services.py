@@ -307,6 +307,13 @@ def revoke_token(*, token: ApiToken) -> ApiToken:
     return token
 
 
+def lapsed_token(key: str) -> ApiToken | None:
+    """The token of this key if it exists but no longer works (revoked, expired, or its account is closed)."""
+    if not key.startswith(ApiToken.PREFIX) or len(key) > 100:
+        return None
+    return ApiToken.objects.select_related("member__course").filter(key_hash=ApiToken.hash_key(key)).first()
+
+
 def authenticate_token(key: str) -> ApiToken | None:
     if not key.startswith(ApiToken.PREFIX) or len(key) > 100:
         return None

@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
+    path("grader.pyz", views.grader_download, name="grader_download"),
     path("staff/queue/", queue_views.queue, name="queue"),
     path("staff/evaluations/<int:pk>/", queue_views.evaluation_detail, name="evaluation"),
     path("staff/submissions/<int:pk>/rerun/", queue_views.rerun, name="rerun"),

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -18,6 +18,8 @@ from courses.selectors import deadline_view
 from grader.registry import get_lab
 from labs import basemodels, selectors, services
 from labs.forms import BaseModelForm, ReasonForm, TokenForm
+from labs.graderkit import FILENAME as GRADER_FILENAME
+from labs.graderkit import grader_zipapp
 from labs.models import ACTIVE_STATES, ApiToken, EvaluationStatus, Lab, Submission
 from labs.presenters import public_result
 from labs.uploads import MAX_DESCRIPTION, UploadRefused, accept_upload, open_upload
@@ -233,9 +235,18 @@ def tokens(request):
             "new_key": new_key,
             "tokens": ApiToken.objects.filter(member=member),
             "site_url": settings.SITE_URL.rstrip("/"),
-            "labs": request.course.labs.all(),
+            # Each lab's own address and files: an example a student can paste as it is.
+            "labs": [(lab, get_lab(lab.kind).artifact_files) for lab in request.course.labs.all()],
         },
     )
+
+
+@course_view(*LAB_ROLES)
+def grader_download(request):
+    """The grader's checks as one file, for `python grader.pyz check --lab L DIR` before uploading."""
+    response = HttpResponse(grader_zipapp(), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{GRADER_FILENAME}"'
+    return response
 
 
 @course_view(Role.STUDENT)

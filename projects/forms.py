@@ -2,6 +2,7 @@
 
 from django import forms
 
+from courses.deadlines import zone_label
 from courses.forms import CourseDateTimeField
 from projects.models import (
     ABSTRACT_MAX,
@@ -98,6 +99,8 @@ class GroupExtensionForm(ReasonForm):
     def __init__(self, *args, course, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["until"].tz = course.tz
+        # The course's zone, not the browser's: say which, on the field itself.
+        self.fields["until"].label = f"Slides due for this group until ({zone_label(course)}, the course's time zone)"
 
 
 class ScheduleSeedForm(forms.Form):

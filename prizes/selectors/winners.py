@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from courses.models import Membership, Role
+from courses.models import Course, Membership, Role
 from prizes.models import Decision, Prize
 from prizes.selectors.results import round_results
 
@@ -164,12 +164,27 @@ def award_changes(*, decision: Decision | None, computation: Computation) -> lis
 
 
 def public_winners(course) -> list[dict]:
-    """Prizes with a confirmed decision and the winners' public names only."""
+    """Prizes with a confirmed decision and what the public may see of each winner: public names only.
+
+    A group's winner shows its name, its project's title and its members' public names (display names, a real
+    name only with her consent); a student's, her public name. Never an e-mail address.
+    """
     out = []
-    for prize in Prize.objects.filter(course=course).order_by("id"):
+    for prize in Prize.objects.filter(course=course).select_related("lab", "round").order_by("id"):
         decision = latest_decision(prize)
         if decision is None:
             continue
-        awards = list(decision.awards.select_related("group", "member__user").order_by("place"))
+        awards = list(
+            decision.awards.select_related("group", "member__user")
+            .prefetch_related("group__members__member__user")
+            .order_by("place")
+        )
+        for award in awards:
+            award.members_shown = [gm.member.public_name for gm in award.group.members.all()] if award.group_id else []
         out.append({"prize": prize, "awards": awards, "decision": decision})
     return out
+
+
+def courses_with_winners():
+    """The courses that have published at least one prize's winners, for the public index of winners pages."""
+    return Course.objects.filter(prizes__decisions__isnull=False).distinct().order_by("-id")

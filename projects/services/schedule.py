@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from courses import audit
+from courses.deadlines import format_course_time
 from courses.models import Course
 from projects.models import Group
 from projects.services.checks import require_reason
@@ -82,7 +83,15 @@ def mark_presented(*, group: Group, actor, at: datetime | None = None) -> Group:
     group = Group.objects.select_for_update().get(pk=group.pk)
     if group.presented_at is not None:
         return group
-    group.presented_at = at or timezone.now()
+    moment = at or timezone.now()
+    # A group's states follow each other in time: it registers, then presents. A talk stamped before the
+    # registration (a clock set back, a replayed day) would show "presented" before "registered" on every page.
+    if moment < group.created_at:
+        raise ValidationError(
+            f"{group.name} registered at {format_course_time(group.created_at, group.course)}; "
+            "it cannot have presented before that."
+        )
+    group.presented_at = moment
     group.presented_marked_by = actor if getattr(actor, "is_authenticated", False) else None
     group.save(update_fields=["presented_at", "presented_marked_by"])
     audit.record(

@@ -19,6 +19,12 @@
         var left = parseInt(el.dataset.base, 10) - Math.floor((Date.now() - loadedAt) / 1000);
         el.textContent = format(left);
         el.classList.toggle("over", left <= 0);
+        // Past zero the talk is over time, not "running": say so between the server's answers too.
+        var state = el.parentElement && el.parentElement.querySelector(".clock-state");
+        if (state) {
+          state.textContent = left <= 0 ? "over time" : "running";
+          state.classList.toggle("over", left <= 0);
+        }
       });
     }, 250);
   }

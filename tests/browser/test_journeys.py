@@ -324,7 +324,8 @@ def test_ta_confirms_the_winners_and_the_public_page_shows_them(
 
     visitor.goto(public)
     card = visitor.page.locator("section.card", has=visitor.page.get_by_role("heading", name="Best proposal"))
-    expect(card.locator("ol li")).to_have_text(["Beta"])
+    expect(card.locator("ol li .winner")).to_have_text(["Beta"])
+    expect(card.locator("ol li")).to_contain_text("A tiny LLM tutor")
     expect(visitor.page.locator("main")).not_to_contain_text(student2.user.email)
     visitor.shot("2-public-winners")
     visitor.assert_fits_the_screen()
