@@ -1,5 +1,7 @@
 """How a submission and its evaluation are shown to their owner: over the API and on her pages."""
 
+from labs import selectors
+from labs.charts import audit_chart
 from labs.metriclabels import metric_glossary
 from labs.models import Submission
 
@@ -54,3 +56,14 @@ def submission_json(submission: Submission, *, detail: bool = False) -> dict:
         body["description"] = submission.description
         body["evaluations"] = [evaluation_json(e, private_visible=private_visible, kind=lab.kind) for e in evaluations]
     return body
+
+
+def result_extras(lab, evaluation) -> dict:
+    """What the result partial (labs/_result.html) needs beside the evaluation: the vision lab's reference and chart."""
+    if lab.kind != "vision":
+        return {}
+    reference = selectors.reference_result(lab=lab, label_contains="standard")
+    extras = {"reference": reference}
+    if evaluation.groups:
+        extras["audit_svg"] = audit_chart(evaluation, reference)
+    return extras

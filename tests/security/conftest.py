@@ -344,7 +344,6 @@ def _project_world(course, student, student2, ta, judge, now) -> dict:
                 "prizes:declare_conflicts",
                 "prizes:score",
                 "prizes:now_presenting",
-                "prizes:nominate",
                 "prizes:round_edit",
                 "prizes:round_setup",
                 "prizes:control",
