@@ -80,7 +80,8 @@ def _lab_candidates(prize: Prize) -> list[Candidate]:
             Candidate(
                 key=f"member:{row.member_id}",
                 name=member.public_name if member else row.name,
-                score=row.score,
+                # By the metric, the score shown is the metric itself, not its sort key (negated when lower is better).
+                score=row.metric if prize.ranking == Prize.Ranking.METRIC else row.score,
                 rank=row.rank,
                 eligible=not reasons,
                 reasons=reasons,
@@ -132,7 +133,8 @@ def _round_candidates(prize: Prize) -> list[Candidate]:
             Candidate(
                 key=key,
                 name=entry.public_name,
-                score=row.score,
+                # By the metric, the score shown is the metric itself, not its sort key (negated when lower is better).
+                score=row.metric if prize.ranking == Prize.Ranking.METRIC else row.score,
                 rank=row.rank,
                 eligible=not reasons,
                 reasons=reasons,

@@ -239,7 +239,7 @@ def test_a_prize_ranks_by_the_judges_by_the_metric_or_by_the_stated_weighting(
     lab.save()
     computation = compute_winners(prize=prize)
     assert [w.member_id for w in computation.winners] == [student2.pk]
-    assert computation.winners[0].score == pytest.approx(-1.4)
+    assert computation.winners[0].score == pytest.approx(1.4)  # the metric as read, lower being better
 
     # judges' z: her +1, his -1; metric z (lower better): 2.3456 vs 1.4 -> her -1, his +1.
     prize.ranking, prize.metric_weight = Prize.Ranking.WEIGHTED, 0.4
