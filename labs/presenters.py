@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.urls import reverse
 
+from labs import selectors
+from labs.charts import audit_chart
 from labs.metriclabels import metric_glossary
 from labs.models import Submission
 
@@ -107,3 +109,14 @@ def submission_json(submission: Submission, *, detail: bool = False) -> dict:
         body["description"] = submission.description
         body["evaluations"] = [evaluation_json(e, private_visible=private_visible, kind=lab.kind) for e in evaluations]
     return body
+
+
+def result_extras(lab, evaluation) -> dict:
+    """What the result partial (labs/_result.html) needs beside the evaluation: the vision lab's reference and chart."""
+    if lab.kind != "vision":
+        return {}
+    reference = selectors.reference_result(lab=lab, label_contains="standard")
+    extras = {"reference": reference}
+    if evaluation.groups:
+        extras["audit_svg"] = audit_chart(evaluation, reference)
+    return extras

@@ -21,7 +21,7 @@ from labs.forms import BaseModelForm, ReasonForm, TokenForm
 from labs.graderkit import FILENAME as GRADER_FILENAME
 from labs.graderkit import grader_zipapp
 from labs.models import ACTIVE_STATES, ApiToken, EvaluationStatus, Lab, Submission
-from labs.presenters import public_result
+from labs.presenters import public_result, result_extras
 from labs.uploads import MAX_DESCRIPTION, UploadRefused, accept_upload, open_upload
 
 LAB_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
@@ -142,9 +142,6 @@ def submission_detail(request, lab_slug: str, pk: int):
         (e for e in evaluations if e.status == EvaluationStatus.SUCCEEDED), evaluations[0] if evaluations else None
     )
     private_visible = selectors.private_visible_to(lab, request.member)
-    reference = None
-    if lab.kind == "vision" and current and current.status == EvaluationStatus.SUCCEEDED:
-        reference = selectors.reference_result(lab=lab, label_contains="standard")
     context = {
         "course": request.course,
         "lab": lab,
@@ -153,13 +150,10 @@ def submission_detail(request, lab_slug: str, pk: int):
         "current": current,
         "private_visible": private_visible,
         "is_owner": submission.member_id == request.member.pk,
-        "reference": reference,
         "position": selectors.queue_position(evaluations[0]) if evaluations else None,
     }
-    if lab.kind == "vision" and current and current.groups:
-        from labs.charts import audit_chart
-
-        context["audit_svg"] = audit_chart(current, reference)
+    if current and current.status == EvaluationStatus.SUCCEEDED:
+        context.update(result_extras(lab, current))
     return render(request, "labs/submission.html", context)
 
 

@@ -1,4 +1,4 @@
-"""The judging panel of the dashboard: a judge's or TA's rounds, and lab rounds a student may enter."""
+"""The judging panel of the dashboard: a judge's or TA's rounds, and lab rounds that will judge a student's entry."""
 
 from django.utils import timezone
 
@@ -13,7 +13,7 @@ def panel(*, course, member):
         rounds = list(course.judging_rounds.filter(kind=Round.Kind.LAB, opens_at__gt=now).select_related("lab"))
         if not rounds:
             return None
-        return {"template": "prizes/_panel.html", "course": course, "nominations": rounds, "assignments": []}
+        return {"template": "prizes/_panel.html", "course": course, "lab_rounds": rounds, "assignments": []}
     assignments = [a for a in rounds_for_judge(member) if not a.round.is_closed(now)]
     if not assignments and not member.is_staff_role:
         return None
@@ -21,6 +21,6 @@ def panel(*, course, member):
         "template": "prizes/_panel.html",
         "course": course,
         "assignments": assignments,
-        "nominations": [],
+        "lab_rounds": [],
         "staff": member.is_staff_role,
     }

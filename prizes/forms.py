@@ -73,17 +73,22 @@ class PrizeForm(forms.ModelForm):
             "round",
             "registered_only",
             "counts_late_work",
+            "ranking",
+            "metric_weight",
         ]
+        labels = {"metric_weight": "Metric's share of the weighting"}
 
     def __init__(self, *args, course, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.course = course
         self.fields["lab"].queryset = course.labs.all()
         self.fields["round"].queryset = course.judging_rounds.all()
+        self.fields["ranking"].required = False  # not stated: by the judges (presentation rounds know no other)
 
     def clean(self):
         data = super().clean()
         category = data.get("category")
+        data["ranking"] = data.get("ranking") or Prize.Ranking.JUDGES
         if category == Prize.Category.LAB:
             if not data.get("lab"):
                 self.add_error("lab", "A lab-competition prize needs its lab.")

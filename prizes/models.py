@@ -14,7 +14,7 @@ class Round(models.Model):
 
     class Kind(models.TextChoices):
         PRESENTATION = "presentation", "Proposal presentations (project groups)"
-        LAB = "lab", "Lab entries nominated by students"
+        LAB = "lab", "Lab competition entries (the lab's complete entries)"
 
     class Normalisation(models.TextChoices):
         ZSCORE = "zscore", "Each judge's totals as z-scores, then the mean"
@@ -29,7 +29,7 @@ class Round(models.Model):
         null=True,
         blank=True,
         related_name="judging_rounds",
-        help_text="For lab rounds: the lab whose generated samples students nominate.",
+        help_text="For lab rounds: the lab whose complete competition entries are judged.",
     )
     instructions = models.TextField(blank=True, max_length=3000)
     scale_min = models.SmallIntegerField(default=1)
@@ -92,7 +92,7 @@ class Criterion(models.Model):
 
 
 class Entry(models.Model):
-    """What is judged: a project group, or one generated sample of a student's lab submission."""
+    """What is judged: a project group, or a student's competition entry to the round's lab."""
 
     round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="entries")
     group = models.ForeignKey(
@@ -104,8 +104,17 @@ class Entry(models.Model):
         null=True,
         blank=True,
         related_name="judging_entries",
-        help_text="For lab rounds: the student who nominated her work.",
+        help_text="For lab rounds: the student whose entry it is.",
     )
+    lab_entry = models.ForeignKey(
+        "labs.LabEntry",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="judging_entries",
+        help_text="For lab rounds: her entry to the lab (submission, write-up, notebook).",
+    )
+    # Before lab entries, a lab round judged one nominated sample; kept as the record of what was nominated.
     submission = models.ForeignKey(
         "labs.Submission", on_delete=models.CASCADE, null=True, blank=True, related_name="judging_entries"
     )
@@ -125,9 +134,9 @@ class Entry(models.Model):
                 fields=["round", "member"], condition=Q(member__isnull=False), name="one_nomination_per_student"
             ),
             models.CheckConstraint(
-                condition=Q(group__isnull=False, member__isnull=True)
-                | Q(group__isnull=True, member__isnull=False, submission__isnull=False, sample_index__isnull=False),
-                name="entry_is_group_or_nomination",
+                condition=Q(group__isnull=False, member__isnull=True, lab_entry__isnull=True)
+                | Q(group__isnull=True, member__isnull=False, lab_entry__isnull=False),
+                name="entry_is_group_or_lab_entry",
             ),
         ]
 
@@ -220,7 +229,12 @@ class Talk(models.Model):
 class Prize(models.Model):
     class Category(models.TextChoices):
         LAB = "lab", "Lab competition (private leaderboard)"
-        ROUND = "round", "Judged round (final project or nominated lab entries)"
+        ROUND = "round", "Judged round (final project or lab entries)"
+
+    class Ranking(models.TextChoices):
+        JUDGES = "judges", "By the judges' normalised result"
+        METRIC = "metric", "By the lab's metric (private split)"
+        WEIGHTED = "weighted", "By a stated weighting of the judges' result and the metric's z-score"
 
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="prizes")
     title = models.CharField(max_length=150)
@@ -239,6 +253,18 @@ class Prize(models.Model):
     counts_late_work = models.BooleanField(
         default=False, help_text="Lab prizes: rank late submissions too (by default only on-time work can win)."
     )
+    ranking = models.CharField(
+        max_length=8,
+        choices=Ranking.choices,
+        default=Ranking.JUDGES,
+        help_text="Prizes of lab rounds: what ranks the entries (presentation rounds rank by the judges).",
+    )
+    metric_weight = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Weighted ranking: the share of the metric's z-score, from 0 to 1; "
+        "the judges' normalised result takes the rest.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -250,10 +276,37 @@ class Prize(models.Model):
                 name="prize_source_matches_category",
             ),
             models.CheckConstraint(condition=Q(places__gte=1), name="prize_has_a_place"),
+            models.CheckConstraint(
+                condition=~Q(ranking="weighted") | Q(metric_weight__gte=0, metric_weight__lte=1),
+                name="weighted_prize_states_its_weight",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        if self.ranking == self.Ranking.JUDGES:
+            self.metric_weight = None
+            return
+        if self.category != self.Category.ROUND or self.round_id is None or self.round.kind != Round.Kind.LAB:
+            raise ValidationError({"ranking": "Only a prize of a lab round can rank by the lab's metric."})
+        if self.ranking == self.Ranking.METRIC:
+            self.metric_weight = None
+            return
+        if self.metric_weight is None or not 0 <= self.metric_weight <= 1:
+            raise ValidationError({"metric_weight": "State the metric's share of the weighting, from 0 to 1."})
+        if self.round.normalisation != Round.Normalisation.ZSCORE:
+            raise ValidationError(
+                {"ranking": "A weighting adds z-scores: the round must combine its judges as z-scores."}
+            )
+
+    @property
+    def ranking_statement(self) -> str:
+        """How the winners were ranked, in words for the winners page."""
+        from prizes.ranking import prize_ranking_statement
+
+        return prize_ranking_statement(self)
 
     @property
     def requires_registration(self) -> bool:

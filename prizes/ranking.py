@@ -121,3 +121,108 @@ def rank_round(
         row.plain_rank = position
     unranked = [r for r in rows if r.result is None]
     return ranked + unranked, info
+
+
+# ---------------------------------------------------------------- ranking a prize of a round
+
+JUDGES = "judges"
+METRIC = "metric"
+WEIGHTED = "weighted"
+
+PRIZE_TIE_BREAK = (
+    "Higher score first; on a tie, the better place by the judges (their own tie-break), then the better metric, "
+    "then the entry registered first (lower entry number)."
+)
+
+
+def metric_zscores(metrics: Mapping[Hashable, float | None], direction: str) -> dict[Hashable, float]:
+    """The metric as z-scores over the entries that have one (population form), signed so that higher is better.
+
+    ``direction`` is the lab's: "min" when a lower value is better. Entries without a finite metric get none; when
+    every entry has the same value they are all zero.
+    """
+    present = {e: float(v) for e, v in metrics.items() if v is not None and math.isfinite(v)}
+    if not present:
+        return {}
+    z, _, _ = zscores(present)
+    sign = -1.0 if direction == "min" else 1.0
+    return {entry: sign * value + 0.0 for entry, value in z.items()}
+
+
+@dataclass
+class PrizeRow:
+    entry: Hashable
+    score: float | None
+    judges: float | None
+    judges_rank: int | None
+    metric: float | None
+    metric_z: float | None
+    rank: int | None = None
+    missing: str = ""
+
+
+def rank_prize(
+    *,
+    mode: str,
+    judged: list[EntryResult],
+    metrics: Mapping[Hashable, float | None],
+    direction: str = "max",
+    weight: float | None = None,
+) -> list[PrizeRow]:
+    """The entries of a round ranked for a prize: by the judges' result, by the metric, or by a weighting of both.
+
+    ``judged`` is ``rank_round``'s answer (every entry of the round). ``metrics`` holds each entry's raw metric
+    (None when it has none); ``direction`` is the lab's ("min": lower is better). The weighted score is
+    ``(1 - weight) * judges' normalised result + weight * the metric's z-score over the round's entries``.
+    An entry lacking what its mode needs is left unranked, last, with what it lacks. Ties: ``PRIZE_TIE_BREAK``.
+    """
+    if mode not in (JUDGES, METRIC, WEIGHTED):
+        raise ValueError(f"unknown ranking {mode!r}")
+    if mode == WEIGHTED and (weight is None or not 0 <= weight <= 1):
+        raise ValueError("a weighted ranking needs a weight from 0 to 1")
+    z = metric_zscores({row.entry: metrics.get(row.entry) for row in judged}, direction)
+    rows = []
+    for row in judged:
+        raw = metrics.get(row.entry)
+        metric = float(raw) if raw is not None and math.isfinite(raw) else None
+        score, missing = None, ""
+        if mode == JUDGES:
+            score, missing = row.result, "" if row.result is not None else "no complete score from a counted judge"
+        elif mode == METRIC:
+            score = None if metric is None else (-metric if direction == "min" else metric)
+            missing = "" if metric is not None else "no metric"
+        else:
+            lacks = [
+                what
+                for what, value in (("a complete score from a counted judge", row.result), ("a metric", metric))
+                if value is None
+            ]
+            if lacks:
+                missing = "no " + " and no ".join(w.removeprefix("a ") for w in lacks)
+            else:
+                score = (1 - weight) * row.result + weight * z[row.entry]
+        rows.append(PrizeRow(row.entry, score, row.result, row.rank, metric, z.get(row.entry), missing=missing))
+
+    def key(r: PrizeRow) -> tuple:
+        better_metric = (-r.metric if direction != "min" else r.metric) if r.metric is not None else math.inf
+        return (-round(r.score, 9), r.judges_rank or math.inf, better_metric, r.entry)
+
+    ranked = sorted((r for r in rows if r.score is not None), key=key)
+    for position, row in enumerate(ranked, start=1):
+        row.rank = position
+    return ranked + [r for r in rows if r.score is None]
+
+
+def prize_ranking_statement(prize) -> str:
+    """How a prize's winners are ranked, in words: the one sentence the winners page and the staff pages show."""
+    if prize.category == "lab":
+        return "Ranked by the lab's private leaderboard."
+    if prize.ranking == METRIC:
+        return "Ranked by the lab's metric on the private split."
+    if prize.ranking == WEIGHTED:
+        share = prize.metric_weight or 0.0
+        return (
+            f"Ranked by a weighting: {1 - share:.0%} the judges' normalised result, {share:.0%} the z-score of the "
+            "lab's metric (private split) over the round's entries."
+        )
+    return "Ranked by the judges' normalised result."

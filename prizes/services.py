@@ -83,47 +83,49 @@ def add_group_entries(*, round: Round, actor) -> list[Entry]:
     return created
 
 
-def _sample_of(submission, index: int) -> dict:
-    from labs.models import EvaluationStatus
+def add_lab_entries(*, round: Round, actor, at=None) -> tuple[list[Entry], int]:
+    """Every complete entry to the round's lab, by a student, becomes an entry of the round (in the order made).
 
-    evaluation = (
-        submission.evaluations.filter(status=EvaluationStatus.SUCCEEDED, samples__isnull=False).order_by("-id").first()
-    )
-    samples = (evaluation.samples if evaluation else None) or []
-    if not 0 <= index < len(samples):
-        raise ValidationError("That submission has no such generated sample; pick one shown on the page.")
-    return samples[index]
+    Entries are added before the round opens, so that each judge declares her conflicts over the whole list.
+    Returns the entries added and how many of the lab's entries were left out as incomplete.
+    """
+    from labs.entries.models import LabEntry
+    from labs.entries.services import completeness, kit_for
 
-
-def nominate(*, round: Round, member: Membership, submission, sample_index: int, at=None) -> Entry:
-    """A student puts one generated sample of her own graded submission into a lab round (one entry each)."""
-    now = _now(at)
     if round.kind != Round.Kind.LAB:
-        raise ValidationError("Groups enter presentation rounds through the schedule, not by nomination.")
-    if member.role != Role.STUDENT or member.course_id != round.course_id:
-        raise ValidationError("Only students of this course can nominate an entry.")
-    if now >= round.opens_at:
-        raise ValidationError("Nominations closed when judging opened.")
-    if submission.member_id != member.pk or submission.lab_id != round.lab_id or submission.baseline_label:
-        raise ValidationError("You can only nominate your own submission to this lab.")
-    sample = _sample_of(submission, sample_index)
-    title = str(sample.get("title") or f"Sample {sample_index + 1}")[:200]
-    with transaction.atomic():
-        entry, _ = Entry.objects.update_or_create(
-            round=round,
-            member=member,
-            defaults={"submission": submission, "sample_index": sample_index, "title": title},
-        )
-        if not entry.position:
-            entry.position = entry.pk
-            entry.save(update_fields=["position"])
-    return entry
-
-
-def withdraw_nomination(*, round: Round, member: Membership, at=None) -> None:
+        raise ValidationError("Only a lab round takes lab entries; a presentation round takes project groups.")
     if _now(at) >= round.opens_at:
-        raise ValidationError("Judging has started: a nomination can no longer be withdrawn.")
-    Entry.objects.filter(round=round, member=member).delete()
+        raise ValidationError("Judging has opened: entries are added before the round opens.")
+    kit = kit_for(round.lab)
+    existing = set(round.entries.exclude(lab_entry=None).values_list("lab_entry_id", flat=True))
+    candidates = (
+        LabEntry.objects.filter(lab=round.lab, member__role=Role.STUDENT)
+        .exclude(pk__in=existing)
+        .select_related("lab", "member__user")
+        .prefetch_related("files")
+        .order_by("created_at", "id")
+    )
+    complete = [e for e in candidates if completeness(e, kit).complete]
+    start = (round.entries.order_by("-position").values_list("position", flat=True).first() or 0) + 1
+    created = []
+    with transaction.atomic():
+        for offset, lab_entry in enumerate(complete):
+            entry, made = Entry.objects.get_or_create(
+                round=round,
+                member=lab_entry.member,
+                defaults={"lab_entry": lab_entry, "title": lab_entry.title, "position": start + offset},
+            )
+            if made:
+                created.append(entry)
+    if created:
+        audit.record(
+            course=round.course,
+            actor=actor,
+            action="prizes.entries.added",
+            target=f"round {round.pk} {round.title}",
+            after={"lab_entries": [e.lab_entry_id for e in created]},
+        )
+    return created, len(candidates) - len(complete)
 
 
 # ---------------------------------------------------------------- judges

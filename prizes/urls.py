@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from prizes.views import awards, judging, nominations, results, rounds
+from prizes.views import awards, judging, results, rounds
 
 app_name = "prizes"
 
@@ -12,7 +12,9 @@ urlpatterns = [
     path("rounds/<int:pk>/conflicts/", judging.declare_conflicts, name="declare_conflicts"),
     path("rounds/<int:pk>/entries/<int:entry_pk>/score/", judging.score, name="score"),
     path("rounds/<int:pk>/now/", judging.now_presenting, name="now_presenting"),
-    path("rounds/<int:pk>/nominate/", nominations.nominate, name="nominate"),
+    path("rounds/<int:pk>/entries/<int:entry_pk>/", judging.judge_entry, name="judge_entry"),
+    path("rounds/<int:pk>/entries/<int:entry_pk>/notebook/", judging.entry_notebook, name="entry_notebook"),
+    path("rounds/<int:pk>/entries/<int:entry_pk>/files/<str:part>", judging.entry_file, name="entry_file"),
     path("staff/", rounds.staff_home, name="staff_home"),
     path("staff/rounds/new/", rounds.round_edit, name="round_new"),
     path("staff/rounds/<int:pk>/edit/", rounds.round_edit, name="round_edit"),

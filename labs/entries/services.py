@@ -19,7 +19,7 @@ from courses.models import Deadline, Membership
 from labs.entries.filetypes import WHAT, detect
 from labs.entries.models import FILE_PARTS, TEXT_PARTS, EntryFile, EntryKit, LabEntry, Part
 from labs.entries.notebook import render_notebook
-from labs.models import EvaluationStatus, Lab, Submission
+from labs.models import Evaluation, EvaluationStatus, Lab, Submission
 
 logger = logging.getLogger(__name__)
 
@@ -234,13 +234,28 @@ class LoglikelihoodCheck:
         return self.difference is not None and self.difference > LOGLIKELIHOOD_TOLERANCE
 
 
+def entered_evaluation(entry: LabEntry) -> Evaluation | None:
+    """The result of her entered submission: its newest succeeded evaluation (None without a submission)."""
+    if entry.submission_id is None:
+        return None
+    return (
+        entry.submission.evaluations.filter(status=EvaluationStatus.SUCCEEDED).order_by("-finished_at", "-pk").first()
+    )
+
+
+def entered_score(entry: LabEntry, split: str) -> float | None:
+    """Her entered submission's primary metric on a split ("public" or "private"); None when it has none."""
+    evaluation = entered_evaluation(entry)
+    if evaluation is None:
+        return None
+    return evaluation.private_score if split == "private" else evaluation.public_score
+
+
 def loglikelihood_check(entry: LabEntry, notebook: EntryFile | None) -> LoglikelihoodCheck | None:
     """Lab 3: her notebook's "Yoda test loglikelihood" beside the one computed on her entered submission."""
     if entry.lab.kind != "llm" or entry.submission_id is None:
         return None
-    evaluation = (
-        entry.submission.evaluations.filter(status=EvaluationStatus.SUCCEEDED).order_by("-finished_at", "-pk").first()
-    )
+    evaluation = entered_evaluation(entry)
     computed = ((evaluation.metrics or {}).get("public") or {}).get("test_loglikelihood") if evaluation else None
     about = ((evaluation.details or {}).get("test_loglikelihood") or {}) if evaluation else {}
     return LoglikelihoodCheck(

@@ -140,7 +140,11 @@ entry_upload.access_rule = ("course", (Role.STUDENT,))
 @require_GET
 def entry_file(request, lab_slug: str, pk: int, part: str):
     entry = _visible_entry(request, _lab(request, lab_slug), pk)
-    item = get_object_or_404(EntryFile, entry=entry, part=part)
+    return file_response(entry, get_object_or_404(EntryFile, entry=entry, part=part))
+
+
+def file_response(entry: LabEntry, item: EntryFile) -> FileResponse:
+    """One part of an entry as an attachment that no browser renders or sniffs (also served to judges)."""
     response = FileResponse(
         default_storage.open(item.key, "rb"),
         as_attachment=True,
@@ -159,7 +163,14 @@ def entry_file(request, lab_slug: str, pk: int, part: str):
 def entry_notebook(request, lab_slug: str, pk: int):
     """The sanitised rendering, for the sandboxed iframe of the entry's page (no scripts may run in it)."""
     entry = _visible_entry(request, _lab(request, lab_slug), pk)
-    item = get_object_or_404(EntryFile, entry=entry, part=Part.NOTEBOOK)
+    return notebook_response(get_object_or_404(EntryFile, entry=entry, part=Part.NOTEBOOK))
+
+
+def notebook_response(item: EntryFile) -> HttpResponse:
+    """The notebook's sanitised rendering under the strict policy, to be framed by the site only (judges too).
+
+    The caller marks its view ``xframe_options_sameorigin``.
+    """
     if not item.rendered_key:
         raise Http404
     with default_storage.open(item.rendered_key, "rb") as handle:

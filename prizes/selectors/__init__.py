@@ -3,7 +3,15 @@
 One module per concept; the names below are re-exported so that ``from prizes.selectors import X`` keeps working.
 """
 
-from prizes.selectors.judging import JudgeEntry, entry_people, judge_page, round_entries, rounds_for_judge, sample_of
+from prizes.selectors.judging import (
+    EntryMaterials,
+    JudgeEntry,
+    entry_materials,
+    entry_people,
+    judge_page,
+    round_entries,
+    rounds_for_judge,
+)
 from prizes.selectors.results import RoundResults, judge_totals, progress, round_results
 from prizes.selectors.talks import Clock, last_talks, talk_clock
 from prizes.selectors.winners import (
@@ -20,11 +28,13 @@ __all__ = [
     "Candidate",
     "Clock",
     "Computation",
+    "EntryMaterials",
     "JudgeEntry",
     "RoundResults",
     "_lab_candidates",
     "award_changes",
     "compute_winners",
+    "entry_materials",
     "entry_people",
     "judge_page",
     "judge_totals",
@@ -35,6 +45,5 @@ __all__ = [
     "round_entries",
     "round_results",
     "rounds_for_judge",
-    "sample_of",
     "talk_clock",
 ]

@@ -22,7 +22,7 @@ def entry_real_names(entry: Entry) -> list[str]:
 
 
 def round_entries(round: Round) -> list[Entry]:
-    return list(round.entries.select_related("group", "member__user", "submission").order_by("position", "id"))
+    return list(round.entries.select_related("group", "member__user", "lab_entry").order_by("position", "id"))
 
 
 def rounds_for_judge(member: Membership) -> list[JudgeAssignment]:
@@ -33,22 +33,41 @@ def rounds_for_judge(member: Membership) -> list[JudgeAssignment]:
     )
 
 
-def sample_of(entry: Entry) -> dict | None:
-    """The nominated generated sample of a lab entry, from the submission's latest succeeded evaluation."""
-    from labs.models import EvaluationStatus
+@dataclass
+class EntryMaterials:
+    """What a judge reads of a lab entry: its result as the result page shows it, the write-up and the files."""
 
-    if entry.submission_id is None:
+    lab_entry: object
+    evaluation: object | None
+    private_visible: bool
+    files: dict
+    extras: dict
+    missing: list[str]
+    loglikelihood: object | None = None
+
+
+def entry_materials(entry: Entry) -> EntryMaterials | None:
+    """A lab-round entry's materials; metrics of the private split only once the lab has released them."""
+    from labs import selectors as lab_selectors
+    from labs.entries import services as entry_services
+    from labs.presenters import result_extras
+
+    lab_entry = entry.lab_entry
+    if lab_entry is None:
         return None
-    evaluation = (
-        entry.submission.evaluations.filter(status=EvaluationStatus.SUCCEEDED, samples__isnull=False)
-        .order_by("-id")
-        .first()
+    lab = lab_entry.lab
+    evaluation = entry_services.entered_evaluation(lab_entry)
+    files = {item.part: item for item in lab_entry.files.all()}
+    return EntryMaterials(
+        lab_entry=lab_entry,
+        evaluation=evaluation,
+        # A judge sees what the class sees, whatever her role: the public split until the staff release the private.
+        private_visible=lab_selectors.private_visible_to(lab, None),
+        files=files,
+        extras=result_extras(lab, evaluation) if evaluation is not None else {},
+        missing=entry_services.completeness(lab_entry, entry_services.kit_for(lab)).missing,
+        loglikelihood=entry_services.loglikelihood_check(lab_entry, files.get("notebook")),
     )
-    samples = (evaluation.samples if evaluation else None) or []
-    if entry.sample_index is None or not 0 <= entry.sample_index < len(samples):
-        return None
-    sample = samples[entry.sample_index]
-    return sample if isinstance(sample, dict) else None
 
 
 @dataclass
@@ -60,7 +79,6 @@ class JudgeEntry:
     scores: dict[int, int]
     complete: bool
     current: bool
-    sample: dict | None = None
 
 
 def judge_page(*, assignment: JudgeAssignment, revising: bool = False) -> list[JudgeEntry]:
@@ -88,7 +106,6 @@ def judge_page(*, assignment: JudgeAssignment, revising: bool = False) -> list[J
                 scores=scores,
                 complete=bool(criteria) and all(c in scores for c in criteria),
                 current=entry.pk == round.current_entry_id,
-                sample=None if is_conflicted or assignment.conflicts_declared_at is None else sample_of(entry),
             )
         )
     return rows

@@ -36,6 +36,7 @@ class RoundResults:
     judges: list[dict]
     entries: dict[int, Entry]
     method: str
+    judged: list[ranking.EntryResult]
     tie_break: str = ranking.TIE_BREAK
     normalisation_rule: str = ranking.NORMALISATION_RULE
 
@@ -86,7 +87,9 @@ def round_results(round: Round) -> RoundResults:
                 "moved": (row.plain_rank - row.rank) if row.rank and row.plain_rank else None,
             }
         )
-    return RoundResults(round=round, rows=out, judges=judge_rows, entries=entries, method=round.normalisation)
+    return RoundResults(
+        round=round, rows=out, judges=judge_rows, entries=entries, method=round.normalisation, judged=rows
+    )
 
 
 def progress(round: Round) -> list[dict]:

@@ -6,6 +6,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from courses.models import Course, Membership, Role
+from prizes import ranking
 from prizes.models import Decision, Prize
 from prizes.selectors.results import round_results
 
@@ -45,6 +46,7 @@ class Computation:
     def snapshot(self) -> dict:
         return {
             "computed_at": timezone.now().isoformat(),
+            "ranking": self.prize.ranking_statement,
             "candidates": [asdict(c) for c in self.candidates],
             "winners": [asdict(c) for c in self.winners],
         }
@@ -78,7 +80,8 @@ def _lab_candidates(prize: Prize) -> list[Candidate]:
             Candidate(
                 key=f"member:{row.member_id}",
                 name=member.public_name if member else row.name,
-                score=row.score,
+                # By the metric, the score shown is the metric itself, not its sort key (negated when lower is better).
+                score=row.metric if prize.ranking == Prize.Ranking.METRIC else row.score,
                 rank=row.rank,
                 eligible=not reasons,
                 reasons=reasons,
@@ -88,13 +91,32 @@ def _lab_candidates(prize: Prize) -> list[Candidate]:
     return out
 
 
+def _entry_metrics(entries) -> dict[int, float | None]:
+    """Each lab-round entry's metric: her entered submission's primary score on the private split."""
+    from labs.entries.services import entered_score
+
+    return {e.pk: entered_score(e.lab_entry, "private") if e.lab_entry_id else None for e in entries}
+
+
 def _round_candidates(prize: Prize) -> list[Candidate]:
+    """The round's entries in the prize's ranking: the judges' result, the metric, or the stated weighting."""
     from projects.selectors import group_eligibility
 
     results = round_results(prize.round)
+    if prize.ranking == Prize.Ranking.JUDGES:
+        metrics = {}
+    else:
+        metrics = _entry_metrics(results.entries.values())
+    rows = ranking.rank_prize(
+        mode=prize.ranking,
+        judged=results.judged,
+        metrics=metrics,
+        direction=prize.round.lab.primary_direction if prize.round.lab_id else "max",
+        weight=prize.metric_weight,
+    )
     out = []
-    for row in results.rows:
-        entry = row["entry"]
+    for row in rows:
+        entry = results.entries[row.entry]
         if entry.group_id:
             eligibility = group_eligibility(entry.group)
             reasons = list(eligibility.reasons)
@@ -105,14 +127,15 @@ def _round_candidates(prize: Prize) -> list[Candidate]:
         else:
             reasons = _member_reasons(entry.member, registered_only=prize.requires_registration)
             key = f"member:{entry.member_id}"
-        if row["rank"] is None:
-            reasons.append("No complete score from a counted judge.")
+        if row.rank is None:
+            reasons.append(row.missing[:1].upper() + row.missing[1:] + ".")
         out.append(
             Candidate(
                 key=key,
                 name=entry.public_name,
-                score=row["result"],
-                rank=row["rank"],
+                # By the metric, the score shown is the metric itself, not its sort key (negated when lower is better).
+                score=row.metric if prize.ranking == Prize.Ranking.METRIC else row.score,
+                rank=row.rank,
                 eligible=not reasons,
                 reasons=reasons,
                 group_id=entry.group_id,
@@ -133,6 +156,10 @@ def compute_winners(*, prize: Prize, at: datetime | None = None) -> Computation:
     else:
         if not prize.round.is_closed(now):
             return Computation(prize, False, "The judging round has not closed yet; judges may still revise scores.")
+        if prize.ranking != Prize.Ranking.JUDGES and prize.round.lab.private_released_at is None:
+            return Computation(
+                prize, False, "The lab's private scores are not released yet; this prize ranks by the metric on them."
+            )
         candidates = _round_candidates(prize)
     winners = [c for c in candidates if c.eligible][: prize.places]
     return Computation(prize, True, "", candidates, winners)
@@ -164,7 +191,7 @@ def award_changes(*, decision: Decision | None, computation: Computation) -> lis
 
 
 def public_winners(course) -> list[dict]:
-    """Prizes with a confirmed decision and what the public may see of each winner: public names only.
+    """Prizes with a confirmed decision, how they were ranked, and what the public may see of each winner.
 
     A group's winner shows its name, its project's title and its members' public names (display names, a real
     name only with her consent); a student's, her public name. Never an e-mail address.
@@ -181,7 +208,9 @@ def public_winners(course) -> list[dict]:
         )
         for award in awards:
             award.members_shown = [gm.member.public_name for gm in award.group.members.all()] if award.group_id else []
-        out.append({"prize": prize, "awards": awards, "decision": decision})
+        # The ranking as confirmed: a decision records it, so editing the prize later does not rewrite history.
+        stated = decision.snapshot.get("ranking") or prize.ranking_statement
+        out.append({"prize": prize, "awards": awards, "decision": decision, "ranking": stated})
     return out
 
 

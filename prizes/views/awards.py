@@ -8,7 +8,7 @@ from courses.permissions import staff_view
 from prizes import services
 from prizes.forms import PrizeForm
 from prizes.models import Prize
-from prizes.ranking import TIE_BREAK
+from prizes.ranking import PRIZE_TIE_BREAK, TIE_BREAK
 from prizes.selectors.winners import award_changes, compute_winners, latest_decision
 
 
@@ -48,5 +48,6 @@ def prize_detail(request, pk: int):
             "decision": decision,
             "changes": award_changes(decision=decision, computation=computation),
             "tie_break": TIE_BREAK,
+            "prize_tie_break": PRIZE_TIE_BREAK,
         },
     )

@@ -1,17 +1,20 @@
-"""A judge's pages: her rounds, her conflicts, her score sheets, and the clock of the talk now presenting."""
+"""A judge's pages: her rounds, her conflicts, her score sheets, a lab entry to read, and the talk clock."""
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
 from courses.permissions import course_view
+from labs.entries import views as entry_views
+from labs.entries.models import EntryFile, Part
 from prizes import services
-from prizes.access import JUDGING_ROLES, assignment_for
-from prizes.models import Entry, Round
-from prizes.selectors.judging import judge_page, rounds_for_judge
+from prizes.access import JUDGING_ROLES, assignment_for, judge_may_see_entry
+from prizes.models import Entry, JudgeAssignment, Round
+from prizes.selectors.judging import entry_materials, judge_page, rounds_for_judge
 from prizes.selectors.talks import talk_clock
 from prizes.views.rounds import course_round
 
@@ -137,3 +140,72 @@ def now_presenting(request, pk: int):
         "prizes/_clock.html",
         {"course": request.course, "round": round, "clock": talk_clock(round=round)},
     )
+
+
+def _judged_entry(request, pk: int, entry_pk: int) -> tuple[Round, JudgeAssignment, Entry]:
+    """A lab-round entry for a judge of its round who has declared her conflicts and is not conflicted with it."""
+    round = course_round(request, pk)
+    assignment = _assignment_or_404(request, round)
+    entry = get_object_or_404(
+        Entry.objects.select_related("lab_entry__lab", "lab_entry__submission", "member__user"),
+        pk=entry_pk,
+        round=round,
+        lab_entry__isnull=False,
+    )
+    if assignment.conflicts_declared_at is None:
+        raise PermissionDenied("Go through the entry list and declare your conflicts of interest first.")
+    if not judge_may_see_entry(member=request.member, entry=entry):
+        raise PermissionDenied("You declared a conflict of interest with this entry: its materials are hidden.")
+    return round, assignment, entry
+
+
+@judge_view
+@require_GET
+def judge_entry(request, pk: int, entry_pk: int):
+    """One lab entry as a judge reads it, with her score sheet for it."""
+    round, _, entry = _judged_entry(request, pk, entry_pk)
+    now = timezone.now()
+    criteria = list(round.criteria.all())
+    scores = dict(entry.scores.filter(judge=request.member).values_list("criterion_id", "value"))
+    materials = entry_materials(entry)
+    return render(
+        request,
+        "prizes/judge_entry.html",
+        {
+            "course": request.course,
+            "round": round,
+            "lab": round.lab,
+            "entry": entry,
+            "materials": materials,
+            "e": materials.evaluation,
+            "private_visible": materials.private_visible,
+            **materials.extras,
+            "criteria": criteria,
+            "row": {
+                "entry": entry,
+                "scores": scores,
+                "complete": bool(criteria) and all(c.pk in scores for c in criteria),
+            },
+            "open": round.is_open(now),
+            "closed": round.is_closed(now),
+        },
+    )
+
+
+@judge_view
+@require_GET
+@xframe_options_sameorigin
+def entry_notebook(request, pk: int, entry_pk: int):
+    """The entry's notebook, sanitised, for the sandboxed iframe of the judge's entry page."""
+    _, _, entry = _judged_entry(request, pk, entry_pk)
+    item = get_object_or_404(EntryFile, entry=entry.lab_entry, part=Part.NOTEBOOK)
+    return entry_views.notebook_response(item)
+
+
+@judge_view
+@require_GET
+def entry_file(request, pk: int, entry_pk: int, part: str):
+    """One file of the entry (report, recording, plot, notebook) as an attachment."""
+    _, _, entry = _judged_entry(request, pk, entry_pk)
+    item = get_object_or_404(EntryFile, entry=entry.lab_entry, part=part)
+    return entry_views.file_response(entry.lab_entry, item)

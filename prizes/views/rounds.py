@@ -74,6 +74,15 @@ def round_setup(request, pk: int):
                 added = services.add_group_entries(round=round, actor=request.user)
                 messages.success(request, f"{len(added)} group{'s' if len(added) != 1 else ''} added.")
                 return redirect("prizes:round_setup", course_slug=course.slug, pk=round.pk)
+            elif action == "lab_entries":
+                added, incomplete = services.add_lab_entries(round=round, actor=request.user)
+                left_out = (
+                    f" {incomplete} incomplete {'entry' if incomplete == 1 else 'entries'} left out."
+                    if incomplete
+                    else ""
+                )
+                messages.success(request, f"{len(added)} entr{'ies' if len(added) != 1 else 'y'} added.{left_out}")
+                return redirect("prizes:round_setup", course_slug=course.slug, pk=round.pk)
         except ValidationError as exc:
             messages.error(request, exc.messages[0])
     return render(

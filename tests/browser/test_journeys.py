@@ -331,3 +331,71 @@ def test_ta_confirms_the_winners_and_the_public_page_shows_them(
     visitor.assert_fits_the_screen()
     visitor.assert_clean()
     grace.assert_clean()
+
+
+def test_judge_reads_a_rendered_notebook_scores_the_entry_and_the_ta_sees_the_rounds_results(
+    browsers, viewport, course, ta, judge, student, student2
+):
+    from labs.entries import services as entry_services
+    from labs.entries.models import EntryKit
+    from prizes import services as prize_services
+    from tests.labs.entries.conftest import code, html_output, notebook_bytes, upload
+
+    lab = make_music_lab(course)
+    EntryKit.objects.create(lab=lab, parts=["notebook", "description"])
+    now = timezone.now()
+    for member, text, score in ((student, "Two LSTM layers", 1.4), (student2, "One GRU layer", 1.9)):
+        submission = Submission.objects.create(
+            lab=lab, member=member, storage_prefix=f"artifacts/test/{member.pk}", files=[], sha256="c" * 64, size=1,
+            received_at=now,
+        )  # fmt: skip
+        Evaluation.objects.create(
+            submission=submission, status="succeeded", finished_at=now, public_score=score, private_score=score,
+            metrics={"public": {"bpc": score}}, samples=[{"kind": "abc", "title": "Reel", "text": "X:1\nK:D\nABcd|"}],
+        )  # fmt: skip
+        entry_services.choose_submission(lab=lab, member=member, submission_id=submission.pk, at=now)
+        entry_services.set_texts(lab=lab, member=member, texts={"description": text}, title=text, at=now)
+        notebook = notebook_bytes(code("train()", [html_output(f"<p>{text}: loss 1.23</p>")]))
+        entry_services.attach_file(lab=lab, member=member, part="notebook", upload=upload("n.ipynb", notebook), at=now)
+    round = Round.objects.create(
+        course=course, title="Best song", kind="lab", lab=lab, opens_at=now + timedelta(hours=1),
+        closes_at=now + timedelta(hours=2),
+    )  # fmt: skip
+    prize_services.add_lab_entries(round=round, actor=ta.user)
+    Criterion.objects.create(round=round, name="Analysis", weight=1, position=0)
+    Round.objects.filter(pk=round.pk).update(opens_at=now - timedelta(hours=1))
+    JudgeAssignment.objects.create(round=round, judge=judge, conflicts_declared_at=now)
+    hers, his = Entry.objects.get(member=student), Entry.objects.get(member=student2)
+
+    sponsor = browsers(viewport)
+    sponsor.sign_in(judge)
+    sponsor.goto(reverse("prizes:judge_round", args=[course.slug, round.pk]))
+    for entry, mark in ((hers, "5"), (his, "3")):
+        sponsor.page.locator(f"#entry-{entry.pk}").locator("xpath=..").get_by_role(
+            "link", name="Read the entry"
+        ).click()
+        sponsor.page.wait_for_load_state("load")
+        sponsor.audit()
+        notebook = sponsor.page.frame_locator("iframe.notebook")
+        expect(notebook.locator("body")).to_contain_text(f"{entry.title}: loss 1.23")
+        expect(sponsor.page.locator("main")).to_contain_text("Bits per character")
+        analysis = sponsor.page.locator(f"#score-{entry.pk}").get_by_label(re.compile("^Analysis"))
+        analysis.fill(mark)
+        analysis.press("Tab")
+        expect(sponsor.page.locator(f"#score-{entry.pk} .saved")).to_have_text("Saved.")
+        if entry == hers:
+            sponsor.shot("1-judge-reads-the-notebook")
+            sponsor.assert_fits_the_screen()
+        sponsor.page.go_back()
+        sponsor.page.wait_for_load_state("load")
+    assert sorted(Score.objects.values_list("entry_id", "value")) == sorted([(hers.pk, 5), (his.pk, 3)])
+
+    grace = browsers(viewport)
+    grace.sign_in(ta)
+    grace.goto(reverse("prizes:results", args=[course.slug, round.pk]))
+    ranking = grace.page.locator("section", has=grace.page.get_by_role("heading", name="Ranking")).locator("table")
+    expect(ranking.locator("tbody tr").first).to_contain_text("Two LSTM layers")
+    grace.shot("2-ta-sees-the-results")
+    grace.assert_fits_the_screen()
+    sponsor.assert_clean()
+    grace.assert_clean()

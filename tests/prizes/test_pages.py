@@ -188,14 +188,14 @@ def test_ta_pages_render(login, course, ta, two_rounds, name):
     assert "<h1>" in response.content.decode()
 
 
-def test_a_student_sees_the_nomination_page_of_a_lab_round(login, course, student):
+def test_a_student_sees_on_her_dashboard_which_round_will_judge_her_lab_entry(login, course, student):
     from tests.factories import make_music_lab
 
-    round = make_round(course, title="Best song", kind="lab", lab=make_music_lab(course), opens=2, closes=5)
-    body = login(student).get(url("nominate", course, round.pk)).content.decode()
-    assert "You have no graded submission with generated samples yet." in body
+    lab = make_music_lab(course)
+    make_round(course, title="Best song", kind="lab", lab=lab, opens=2, closes=5)
     dashboard = login(student).get(reverse("courses:dashboard", args=[course.slug])).content.decode()
     assert "Best song" in dashboard
+    assert reverse("labs:entry", args=[course.slug, lab.slug]) in dashboard
 
 
 def test_a_judge_declares_conflicts_by_real_names_and_can_revise_them_while_the_round_is_open(

@@ -263,6 +263,32 @@ def world(course, student, student2, ta, judge, outsider):
         "courses:extension_revoke": extension.pk,
     }
     values.update(_project_world(course, student, student2, ta, judge, now))
+    values.update(_lab_round_world(course, lab, lab_entry, judge, now))
+    return values
+
+
+def _lab_round_world(course, lab, lab_entry, judge, now) -> dict:
+    """A lab round judging her hostile entry, the judge on its panel: the judge's entry pages name this entry."""
+    from datetime import timedelta
+
+    try:
+        from prizes.models import Entry, JudgeAssignment, Round
+    except ImportError:  # the prizes app is optional in a slimmed-down deployment
+        return {}
+    round_ = Round.objects.create(
+        course=course,
+        title=f"Lab round {HOSTILE}"[:150],
+        kind=Round.Kind.LAB,
+        lab=lab,
+        instructions=HOSTILE,
+        opens_at=now - timedelta(hours=1),
+        closes_at=now + timedelta(hours=5),
+    )
+    entry = Entry.objects.create(round=round_, member=lab_entry.member, lab_entry=lab_entry, title=HOSTILE)
+    JudgeAssignment.objects.create(round=round_, judge=judge, conflicts_declared_at=now)
+    values = {name: round_.pk for name in ("prizes:judge_entry", "prizes:entry_notebook", "prizes:entry_file")}
+    # The score form posts to the group round with this entry: refused as not its entry, which the matrix allows.
+    values["entry_pk"] = entry.pk
     return values
 
 
@@ -345,7 +371,6 @@ def _project_world(course, student, student2, ta, judge, now) -> dict:
                 "prizes:declare_conflicts",
                 "prizes:score",
                 "prizes:now_presenting",
-                "prizes:nominate",
                 "prizes:round_edit",
                 "prizes:round_setup",
                 "prizes:control",
