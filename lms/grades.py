@@ -26,6 +26,7 @@ from projects.completion import completion_rows
 
 LOGGER = logging.getLogger(__name__)
 PROJECT_KEY = "project"
+SCORE_MAXIMUM = 1
 
 
 @dataclass
@@ -36,6 +37,23 @@ class GradeSyncResult:
     without_lms_account: list[str] = field(default_factory=list)
 
 
+def lab_key(slug: str) -> str:
+    return f"lab:{slug}"
+
+
+def grade_columns(course) -> dict[str, str]:
+    """The LMS grade columns of a course, key to label: one per lab, in order, and the final project's. Deep linking
+    places the same columns, so a link placed in a module and the grade sync share one line item."""
+    columns = {lab_key(lab.slug): f"Lab {lab.number}: {lab.title}" for lab in course.labs.order_by("number")}
+    columns[PROJECT_KEY] = "Final project"
+    return columns
+
+
+def column_line_item(key: str, label: str) -> LtiLineItem:
+    """The LMS line item of a column: tagged with its key, by which the sync finds it again."""
+    return LtiLineItem().set_tag(key).set_resource_id(key).set_label(label).set_score_maximum(SCORE_MAXIMUM)
+
+
 def _service(section: Section) -> AssignmentsGradesService:
     connector = ServiceConnector(as_lti_registration(section.deployment.registration))
     return AssignmentsGradesService(connector, {"scope": section.ags_scopes, "lineitems": section.lineitems_url})
@@ -44,15 +62,12 @@ def _service(section: Section) -> AssignmentsGradesService:
 def line_items(*, section: Section, service: AssignmentsGradesService) -> dict[str, LineItem]:
     """The section's line item per key, made in the LMS only when neither we nor the LMS have it (found by its tag,
     so a sync that was cut off after the LMS made one does not make a second)."""
-    wanted = {f"lab:{lab.slug}": f"Lab {lab.number}: {lab.title}" for lab in section.course.labs.order_by("number")}
-    wanted[PROJECT_KEY] = "Final project"
+    wanted = grade_columns(section.course)
     found = {item.key: item for item in section.line_items.all()}
     for key, label in wanted.items():
         if key in found:
             continue
-        remote = service.find_or_create_lineitem(
-            LtiLineItem().set_tag(key).set_resource_id(key).set_label(label).set_score_maximum(1), find_by="tag"
-        )
+        remote = service.find_or_create_lineitem(column_line_item(key, label), find_by="tag")
         found[key], _ = LineItem.objects.get_or_create(
             section=section,
             key=key,
