@@ -1,10 +1,14 @@
 """Grades to the LMS (Assignment and Grade Services): one line item per lab and one for the final project in each
-linked section, created once, and each student's score sent when she completes a lab or the project and again,
-with a new timestamp, whenever it changes. Completion is read from the one completion selector
-(``projects.completion``), so the LMS never disagrees with the staff's completion page and export.
+linked section, created once, and each student's score sent once it is final and again, with a new timestamp,
+whenever it changes. Completion is read from the one completion selector (``projects.completion``), so the LMS
+never disagrees with the staff's completion page and export.
 
-Scores: a completed lab is 1 out of 1; the project is pass/fail, 1 (pass) or 0 (fail) out of 1. Nothing is sent for
-a lab or project not done yet, unless a score was sent before: then its withdrawal (0) is.
+Scores, each a fraction of its line item's ``scoreMaximum`` (1 unless the LMS's column says otherwise):
+- a lab, once its private scores are released: all of it when she completed the lab (an on-time success), none
+  when she did not; nothing before the release;
+- the final project, pass/fail, once its outcome is shown to her: 1 (pass) or 0 (fail), explicitly;
+each with ``activityProgress`` Completed and ``gradingProgress`` FullyGraded. A score sent before that is no longer
+final (a release or a presentation undone) is withdrawn: 0 with ``gradingProgress`` Pending.
 """
 
 import logging
@@ -22,7 +26,7 @@ from pylti1p3.service_connector import ServiceConnector
 from courses import audit
 from lms.models import GradeSent, LineItem, LmsIdentity, Section
 from lms.tool import as_lti_registration
-from projects.completion import completion_rows
+from projects.completion import FAIL, PASS, completion_rows
 
 LOGGER = logging.getLogger(__name__)
 PROJECT_KEY = "project"
@@ -76,12 +80,27 @@ def line_items(*, section: Section, service: AssignmentsGradesService) -> dict[s
     return found
 
 
-def _wanted_scores(row) -> dict[str, tuple[float, str] | None]:
-    """Per key, (score given, comment) to send now, None when nothing is earned yet."""
-    scores: dict[str, tuple[float, str] | None] = {
-        f"lab:{slug}": (1.0, "completed") if done else None for slug, done in (row.labs or {}).items()
-    }
-    scores[PROJECT_KEY] = (1.0, "pass") if row.project_done else None
+@dataclass(frozen=True)
+class Wanted:
+    fraction: float  # of the line item's scoreMaximum
+    comment: str
+    activity_progress: str = "Completed"
+    grading_progress: str = "FullyGraded"
+
+
+WITHDRAWN = Wanted(0.0, "withdrawn", activity_progress="InProgress", grading_progress="Pending")
+
+
+def _wanted_scores(row, released_labs: set[str]) -> dict[str, Wanted | None]:
+    """Per key, the score to send now; None while nothing is final."""
+    scores: dict[str, Wanted | None] = {}
+    for slug, done in (row.labs or {}).items():
+        if slug in released_labs:
+            scores[lab_key(slug)] = Wanted(1.0, "completed") if done else Wanted(0.0, "not completed")
+        else:
+            scores[lab_key(slug)] = None
+    outcome = {PASS: Wanted(1.0, "pass"), FAIL: Wanted(0.0, "fail")}
+    scores[PROJECT_KEY] = outcome.get(row.project_outcome)
     return scores
 
 
@@ -94,26 +113,32 @@ def sync_grades(*, section: Section, actor) -> GradeSyncResult:
         LmsIdentity.objects.filter(registration=section.deployment.registration).values_list("user_id", "subject")
     )
     rows, _ = completion_rows(course=section.course, include_listeners=True)
+    released_labs = set(section.course.labs.filter(private_released_at__isnull=False).values_list("slug", flat=True))
     result = GradeSyncResult()
     for row in rows:
         subject = subjects.get(row.member.user_id)
         if subject is None:
             result.without_lms_account.append(row.member.user.email)
             continue
-        for key, wanted in _wanted_scores(row).items():
+        for key, wanted in _wanted_scores(row, released_labs).items():
             item = items.get(key)
             if item is None:
                 continue
             before = GradeSent.objects.filter(line_item=item, member=row.member).first()
             if wanted is None:
-                if before is None or before.score_given == 0:
+                if before is None or before.comment == WITHDRAWN.comment:
                     continue
-                wanted = (0.0, "withdrawn")
-            score, comment = wanted
-            if before and before.status == GradeSent.Status.SENT and (before.score_given, before.comment) == wanted:
+                wanted = WITHDRAWN
+            score = wanted.fraction * item.score_maximum
+            if (
+                before
+                and before.status == GradeSent.Status.SENT
+                and (before.score_given, before.score_maximum, before.comment)
+                == (score, item.score_maximum, wanted.comment)
+            ):
                 result.unchanged += 1
                 continue
-            if _send(service=service, item=item, member=row.member, subject=subject, score=score, comment=comment):
+            if _send(service=service, item=item, member=row.member, subject=subject, score=score, wanted=wanted):
                 result.sent += 1
             else:
                 result.refused.append(f"{row.member.user.email}: {item.label}")
@@ -127,15 +152,16 @@ def sync_grades(*, section: Section, actor) -> GradeSyncResult:
     return result
 
 
-def _send(*, service, item: LineItem, member, subject: str, score: float, comment: str) -> bool:
+def _send(*, service, item: LineItem, member, subject: str, score: float, wanted: Wanted) -> bool:
     stamp = timezone.now()
+    comment = wanted.comment
     grade = (
         Grade()
         .set_score_given(score)
         .set_score_maximum(item.score_maximum)
         .set_timestamp(stamp.isoformat())
-        .set_activity_progress("Completed")
-        .set_grading_progress("FullyGraded")
+        .set_activity_progress(wanted.activity_progress)
+        .set_grading_progress(wanted.grading_progress)
         .set_user_id(subject)
         .set_comment(comment)
     )
