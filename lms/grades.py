@@ -188,3 +188,31 @@ def _send(*, service, item: LineItem, member, subject: str, score: float, wanted
         record.attempts += 1
         record.save()
     return not error
+
+
+def sync_course(*, course_id: int, section_id: int | None = None, actor_id: int | None = None) -> list[str]:
+    """The worker's sync: every section of the course that has a grade service (or the one asked for). Returns what
+    is left to send: scores the LMS refused and sections it did not answer for; empty when the LMS took everything."""
+    from django.contrib.auth import get_user_model
+
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    sections = Section.objects.filter(deployment__course_id=course_id).exclude(lineitems_url="")
+    if section_id is not None:
+        sections = sections.filter(pk=section_id)
+    left: list[str] = []
+    for section in sections.select_related("deployment__registration", "deployment__course"):
+        try:
+            result = sync_grades(section=section, actor=actor)
+        except (LtiException, requests.RequestException) as exc:
+            LOGGER.warning("the LMS of %s did not answer the grade sync: %s", section, exc)
+            audit.record(
+                course=section.course,
+                actor=actor,
+                action="lms.grades.sync",
+                target=str(section)[:200],
+                after={"error": str(exc)[:500]},
+            )
+            left.append(f"{section}: {str(exc)[:200]}")
+            continue
+        left.extend(f"{section}: {refused}" for refused in result.refused)
+    return left

@@ -1,8 +1,9 @@
 """Assignment and Grade Services: line items made once, scores from the completion selector, refusals kept."""
 
+import pytest
 from django.utils import timezone
 
-from lms.grades import sync_grades
+from lms.grades import sync_course, sync_grades
 from lms.models import GradeSent, LineItem
 from projects.models import Group, GroupMember
 
@@ -48,9 +49,46 @@ def test_a_score_the_lms_refuses_is_kept_shown_and_retried(section, lms, student
     page = client.get(f"/courses/{section.course.slug}/staff/lms/")
     assert b"Refused by the LMS" in page.content and b"locked" in page.content
     lms.refuse_scores = False
-    client.post(f"/courses/{section.course.slug}/staff/lms/sections/{section.pk}/grades/")
+    assert sync_course(course_id=section.course.pk) == []  # what the worker's task runs again
     record.refresh_from_db()
     assert (record.status, record.attempts) == (GradeSent.Status.SENT, 2)
+    assert [s["scoreGiven"] for s in lms.scores] == [1]
+
+
+def test_the_staff_button_asks_the_worker_and_the_request_never_calls_the_lms(
+    section, lms, student, ta, client, login, django_capture_on_commit_callbacks, monkeypatch
+):
+    from celery import current_app
+
+    present(student)
+    sent_tasks = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, **kw: sent_tasks.append((name, kw["kwargs"])))
+    url = f"/courses/{section.course.slug}/staff/lms/sections/{section.pk}/grades/"
+    login(student)
+    assert client.post(url).status_code == 403
+    login(ta)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url).status_code == 302
+    assert lms.scores == [] and not GradeSent.objects.exists()
+    assert sent_tasks == [
+        (
+            "worker.tasks.sync_lms_grades",
+            {"course_id": section.course.pk, "section_id": section.pk, "actor_id": ta.user.pk},
+        )
+    ]
+
+
+def test_the_sync_task_retries_while_the_lms_refuses(section, lms, student, settings):
+    from celery.exceptions import Retry
+
+    from worker.tasks import sync_lms_grades
+
+    present(student)
+    lms.refuse_scores = True
+    with pytest.raises(Retry):
+        sync_lms_grades.apply(kwargs={"course_id": section.course.pk}, throw=True)
+    lms.refuse_scores = False
+    assert sync_lms_grades.apply(kwargs={"course_id": section.course.pk}, throw=True).get() == 0
     assert [s["scoreGiven"] for s in lms.scores] == [1]
 
 
