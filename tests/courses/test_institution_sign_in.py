@@ -85,6 +85,13 @@ def provider(live_server, settings):
 def sign_in_with_institution(live_server):
     """What her browser does (``sign_in_with_institution(sub)``): the site's button, the provider's sign-in page
     where she is ``sub``, and back to the site. Returns the last page and the browser."""
+    from django.db import connection
+
+    # A live-server thread lives as long as its kept-alive socket, which Session.close() does not end while a
+    # response still holds it; with persistent connections (CONN_MAX_AGE) the thread's database connection lives on
+    # too, past the run's end, and the test database cannot be dropped. Each request here closes its own.
+    kept = connection.settings_dict["CONN_MAX_AGE"]
+    connection.settings_dict["CONN_MAX_AGE"] = 0
     browsers = []
 
     def sign_in(sub: str) -> tuple[requests.Response, requests.Session]:
@@ -93,9 +100,9 @@ def sign_in_with_institution(live_server):
         return _sign_in(browser, live_server.url, sub), browser
 
     yield sign_in
-    # A kept-alive connection holds a live-server thread, and its database connection, past the test.
     for browser in browsers:
         browser.close()
+    connection.settings_dict["CONN_MAX_AGE"] = kept
 
 
 def _sign_in(browser: requests.Session, site: str, sub: str) -> requests.Response:
