@@ -291,6 +291,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 EVALUATION_LEASE_SECONDS = int(os.environ.get("EVALUATION_LEASE_SECONDS", "120"))
 EVALUATION_MAX_ATTEMPTS = int(os.environ.get("EVALUATION_MAX_ATTEMPTS", "3"))
+# Grades to the LMS: a sync the LMS refused in part (or did not answer) runs again this often, this many times.
+LMS_GRADE_SYNC_RETRIES = int(os.environ.get("LMS_GRADE_SYNC_RETRIES", "6"))
+LMS_GRADE_SYNC_RETRY_SECONDS = int(os.environ.get("LMS_GRADE_SYNC_RETRY_SECONDS", "600"))
 REAPER_INTERVAL_SECONDS = int(os.environ.get("REAPER_INTERVAL_SECONDS", "30"))
 QUEUED_RESEND_AFTER_SECONDS = int(os.environ.get("QUEUED_RESEND_AFTER_SECONDS", "300"))
 CELERY_BEAT_SCHEDULE = {

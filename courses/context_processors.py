@@ -1,5 +1,7 @@
 """Navigation by role: the courses the viewer belongs to and her role in the current one; the sign-in choices."""
 
+from django.conf import settings
+
 from courses.institution import institution_name, is_configured
 from courses.models import Membership
 
@@ -18,5 +20,9 @@ def navigation(request):
 
 
 def institution_sign_in(request):
-    """The institution's name for the "Sign in with ..." button, when institution sign-in is set up."""
-    return {"institution_sign_in": institution_name() if is_configured() else ""}
+    """The institution's name for the "Sign in with ..." button, when institution sign-in is set up, and whether
+    students have local passwords (else only judges and staff are offered a password reset)."""
+    return {
+        "institution_sign_in": institution_name() if is_configured() else "",
+        "student_passwords": getattr(settings, "LOCAL_PASSWORDS_FOR_STUDENTS", True),
+    }

@@ -1,9 +1,15 @@
 """Sign-in pages beyond Django's own: a password reset that is rate-limited per address and per e-mail (and says
-nothing about whether an account exists), and a new password that lifts every sign-in block on the account."""
+nothing about whether an account exists), and a new password that lifts every sign-in block on the account.
+
+Both follow ``courses.identities.password_sign_in_allowed``: with local passwords off for students, a student's
+address gets no reset mail (the page answers as it always does) and a reset link of hers opens nothing; judges and
+staff keep theirs."""
 
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordResetForm
 from django.shortcuts import redirect
 
+from courses.identities import password_sign_in_allowed
 from courses.ratelimit import (
     PASSWORD_RESET_ADDRESS_LIMIT,
     PASSWORD_RESET_EMAIL_LIMIT,
@@ -15,7 +21,14 @@ from courses.ratelimit import (
 )
 
 
+class ResetForm(PasswordResetForm):
+    def get_users(self, email):
+        return (user for user in super().get_users(email) if password_sign_in_allowed(user))
+
+
 class PasswordResetRequest(auth_views.PasswordResetView):
+    form_class = ResetForm
+
     def post(self, request, *args, **kwargs):
         per_address = window(
             "reset-address", client_address(request), "PASSWORD_RESET_ADDRESS_LIMIT", PASSWORD_RESET_ADDRESS_LIMIT
@@ -47,6 +60,11 @@ class PasswordResetRequest(auth_views.PasswordResetView):
 
 
 class PasswordSet(auth_views.PasswordResetConfirmView):
+    def get_user(self, uidb64):
+        # A link made before local passwords were turned off for students is no longer valid for a student.
+        user = super().get_user(uidb64)
+        return user if user is not None and password_sign_in_allowed(user) else None
+
     def form_valid(self, form):
         response = super().form_valid(form)
         clear_sign_in_failures(form.user)

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from courses import audit
+from courses import audit, gradebook
 from courses.deadlines import arrival_timing, format_course_time, settled
 from courses.models import Membership, Role
 from labs import lifecycle
@@ -222,6 +222,7 @@ def release_private(*, lab: Lab, actor, at: datetime | None = None) -> Lab:
     audit.record(
         course=lab.course, actor=actor, action="leaderboard.release", target=lab.slug, after={"released": True}
     )
+    gradebook.request_sync(course_id=lab.course_id, actor_id=getattr(actor, "pk", None))
     return lab
 
 
@@ -246,6 +247,7 @@ def withdraw_release(*, lab: Lab, actor, reason: str) -> Lab:
         after={"released": False},
         reason=reason[:300],
     )
+    gradebook.request_sync(course_id=lab.course_id, actor_id=getattr(actor, "pk", None))
     return lab
 
 

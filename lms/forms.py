@@ -9,7 +9,10 @@ class DeploymentForm(forms.Form):
     auth_token_url = forms.URLField(max_length=500, assume_scheme="https", label="LMS token endpoint")
     key_set_url = forms.URLField(max_length=500, assume_scheme="https", label="LMS public keys (JWKS)")
     frame_origin = forms.URLField(
-        max_length=255, label="Address of the LMS's pages", help_text="e.g. https://school.instructure.com"
+        max_length=255,
+        assume_scheme="https",
+        label="Address of the LMS's pages",
+        help_text="e.g. https://school.instructure.com",
     )
 
 

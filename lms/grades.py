@@ -1,10 +1,14 @@
 """Grades to the LMS (Assignment and Grade Services): one line item per lab and one for the final project in each
-linked section, created once, and each student's score sent when she completes a lab or the project and again,
-with a new timestamp, whenever it changes. Completion is read from the one completion selector
-(``projects.completion``), so the LMS never disagrees with the staff's completion page and export.
+linked section, created once, and each student's score sent once it is final and again, with a new timestamp,
+whenever it changes. Completion is read from the one completion selector (``projects.completion``), so the LMS
+never disagrees with the staff's completion page and export.
 
-Scores: a completed lab is 1 out of 1; the project is pass/fail, 1 (pass) or 0 (fail) out of 1. Nothing is sent for
-a lab or project not done yet, unless a score was sent before: then its withdrawal (0) is.
+Scores, each a fraction of its line item's ``scoreMaximum`` (1 unless the LMS's column says otherwise):
+- a lab, once its private scores are released: all of it when she completed the lab (an on-time success), none
+  when she did not; nothing before the release;
+- the final project, pass/fail, once its outcome is shown to her: 1 (pass) or 0 (fail), explicitly;
+each with ``activityProgress`` Completed and ``gradingProgress`` FullyGraded. A score sent before that is no longer
+final (a release or a presentation undone) is withdrawn: 0 with ``gradingProgress`` Pending.
 """
 
 import logging
@@ -22,10 +26,11 @@ from pylti1p3.service_connector import ServiceConnector
 from courses import audit
 from lms.models import GradeSent, LineItem, LmsIdentity, Section
 from lms.tool import as_lti_registration
-from projects.completion import completion_rows
+from projects.completion import FAIL, PASS, completion_rows
 
 LOGGER = logging.getLogger(__name__)
 PROJECT_KEY = "project"
+SCORE_MAXIMUM = 1
 
 
 @dataclass
@@ -36,6 +41,23 @@ class GradeSyncResult:
     without_lms_account: list[str] = field(default_factory=list)
 
 
+def lab_key(slug: str) -> str:
+    return f"lab:{slug}"
+
+
+def grade_columns(course) -> dict[str, str]:
+    """The LMS grade columns of a course, key to label: one per lab, in order, and the final project's. Deep linking
+    places the same columns, so a link placed in a module and the grade sync share one line item."""
+    columns = {lab_key(lab.slug): f"Lab {lab.number}: {lab.title}" for lab in course.labs.order_by("number")}
+    columns[PROJECT_KEY] = "Final project"
+    return columns
+
+
+def column_line_item(key: str, label: str) -> LtiLineItem:
+    """The LMS line item of a column: tagged with its key, by which the sync finds it again."""
+    return LtiLineItem().set_tag(key).set_resource_id(key).set_label(label).set_score_maximum(SCORE_MAXIMUM)
+
+
 def _service(section: Section) -> AssignmentsGradesService:
     connector = ServiceConnector(as_lti_registration(section.deployment.registration))
     return AssignmentsGradesService(connector, {"scope": section.ags_scopes, "lineitems": section.lineitems_url})
@@ -44,15 +66,12 @@ def _service(section: Section) -> AssignmentsGradesService:
 def line_items(*, section: Section, service: AssignmentsGradesService) -> dict[str, LineItem]:
     """The section's line item per key, made in the LMS only when neither we nor the LMS have it (found by its tag,
     so a sync that was cut off after the LMS made one does not make a second)."""
-    wanted = {f"lab:{lab.slug}": f"Lab {lab.number}: {lab.title}" for lab in section.course.labs.order_by("number")}
-    wanted[PROJECT_KEY] = "Final project"
+    wanted = grade_columns(section.course)
     found = {item.key: item for item in section.line_items.all()}
     for key, label in wanted.items():
         if key in found:
             continue
-        remote = service.find_or_create_lineitem(
-            LtiLineItem().set_tag(key).set_resource_id(key).set_label(label).set_score_maximum(1), find_by="tag"
-        )
+        remote = service.find_or_create_lineitem(column_line_item(key, label), find_by="tag")
         found[key], _ = LineItem.objects.get_or_create(
             section=section,
             key=key,
@@ -61,12 +80,27 @@ def line_items(*, section: Section, service: AssignmentsGradesService) -> dict[s
     return found
 
 
-def _wanted_scores(row) -> dict[str, tuple[float, str] | None]:
-    """Per key, (score given, comment) to send now, None when nothing is earned yet."""
-    scores: dict[str, tuple[float, str] | None] = {
-        f"lab:{slug}": (1.0, "completed") if done else None for slug, done in (row.labs or {}).items()
-    }
-    scores[PROJECT_KEY] = (1.0, "pass") if row.project_done else None
+@dataclass(frozen=True)
+class Wanted:
+    fraction: float  # of the line item's scoreMaximum
+    comment: str
+    activity_progress: str = "Completed"
+    grading_progress: str = "FullyGraded"
+
+
+WITHDRAWN = Wanted(0.0, "withdrawn", activity_progress="InProgress", grading_progress="Pending")
+
+
+def _wanted_scores(row, released_labs: set[str]) -> dict[str, Wanted | None]:
+    """Per key, the score to send now; None while nothing is final."""
+    scores: dict[str, Wanted | None] = {}
+    for slug, done in (row.labs or {}).items():
+        if slug in released_labs:
+            scores[lab_key(slug)] = Wanted(1.0, "completed") if done else Wanted(0.0, "not completed")
+        else:
+            scores[lab_key(slug)] = None
+    outcome = {PASS: Wanted(1.0, "pass"), FAIL: Wanted(0.0, "fail")}
+    scores[PROJECT_KEY] = outcome.get(row.project_outcome)
     return scores
 
 
@@ -79,26 +113,32 @@ def sync_grades(*, section: Section, actor) -> GradeSyncResult:
         LmsIdentity.objects.filter(registration=section.deployment.registration).values_list("user_id", "subject")
     )
     rows, _ = completion_rows(course=section.course, include_listeners=True)
+    released_labs = set(section.course.labs.filter(private_released_at__isnull=False).values_list("slug", flat=True))
     result = GradeSyncResult()
     for row in rows:
         subject = subjects.get(row.member.user_id)
         if subject is None:
             result.without_lms_account.append(row.member.user.email)
             continue
-        for key, wanted in _wanted_scores(row).items():
+        for key, wanted in _wanted_scores(row, released_labs).items():
             item = items.get(key)
             if item is None:
                 continue
             before = GradeSent.objects.filter(line_item=item, member=row.member).first()
             if wanted is None:
-                if before is None or before.score_given == 0:
+                if before is None or before.comment == WITHDRAWN.comment:
                     continue
-                wanted = (0.0, "withdrawn")
-            score, comment = wanted
-            if before and before.status == GradeSent.Status.SENT and (before.score_given, before.comment) == wanted:
+                wanted = WITHDRAWN
+            score = wanted.fraction * item.score_maximum
+            if (
+                before
+                and before.status == GradeSent.Status.SENT
+                and (before.score_given, before.score_maximum, before.comment)
+                == (score, item.score_maximum, wanted.comment)
+            ):
                 result.unchanged += 1
                 continue
-            if _send(service=service, item=item, member=row.member, subject=subject, score=score, comment=comment):
+            if _send(service=service, item=item, member=row.member, subject=subject, score=score, wanted=wanted):
                 result.sent += 1
             else:
                 result.refused.append(f"{row.member.user.email}: {item.label}")
@@ -112,15 +152,16 @@ def sync_grades(*, section: Section, actor) -> GradeSyncResult:
     return result
 
 
-def _send(*, service, item: LineItem, member, subject: str, score: float, comment: str) -> bool:
+def _send(*, service, item: LineItem, member, subject: str, score: float, wanted: Wanted) -> bool:
     stamp = timezone.now()
+    comment = wanted.comment
     grade = (
         Grade()
         .set_score_given(score)
         .set_score_maximum(item.score_maximum)
         .set_timestamp(stamp.isoformat())
-        .set_activity_progress("Completed")
-        .set_grading_progress("FullyGraded")
+        .set_activity_progress(wanted.activity_progress)
+        .set_grading_progress(wanted.grading_progress)
         .set_user_id(subject)
         .set_comment(comment)
     )
@@ -147,3 +188,31 @@ def _send(*, service, item: LineItem, member, subject: str, score: float, commen
         record.attempts += 1
         record.save()
     return not error
+
+
+def sync_course(*, course_id: int, section_id: int | None = None, actor_id: int | None = None) -> list[str]:
+    """The worker's sync: every section of the course that has a grade service (or the one asked for). Returns what
+    is left to send: scores the LMS refused and sections it did not answer for; empty when the LMS took everything."""
+    from django.contrib.auth import get_user_model
+
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    sections = Section.objects.filter(deployment__course_id=course_id).exclude(lineitems_url="")
+    if section_id is not None:
+        sections = sections.filter(pk=section_id)
+    left: list[str] = []
+    for section in sections.select_related("deployment__registration", "deployment__course"):
+        try:
+            result = sync_grades(section=section, actor=actor)
+        except (LtiException, requests.RequestException) as exc:
+            LOGGER.warning("the LMS of %s did not answer the grade sync: %s", section, exc)
+            audit.record(
+                course=section.course,
+                actor=actor,
+                action="lms.grades.sync",
+                target=str(section)[:200],
+                after={"error": str(exc)[:500]},
+            )
+            left.append(f"{section}: {str(exc)[:200]}")
+            continue
+        left.extend(f"{section}: {refused}" for refused in result.refused)
+    return left

@@ -3,7 +3,7 @@
 pylti1p3 does the protocol (state, nonce, the id_token's signature against the LMS's JWKS, issuer, client id,
 deployment); added here: a nonce is good for one launch only (pylti1p3 checks that it was issued, not that it is
 unused), a launch opens the course its deployment belongs to and nothing else, and the person is the one the LMS
-names by its ``sub``.
+names by its ``sub``. A deep-linking launch (the LMS's content-item selection) goes on to ``lms.deep_linking``.
 """
 
 import logging
@@ -21,7 +21,7 @@ from pylti1p3.contrib.django.launch_data_storage.cache import DjangoCacheDataSto
 from pylti1p3.exception import LtiException, OIDCException
 
 from courses.permissions import public_view, signed_message_view
-from lms import identities
+from lms import deep_linking, identities
 from lms.models import Deployment, Section, UsedNonce
 from lms.tool import DatabaseToolConf, tool_jwks
 
@@ -73,7 +73,8 @@ def launch(request):
     except LtiException as exc:
         LOGGER.warning("LTI launch refused: %s", exc)
         return _refused(request, "This launch could not be verified. Open the link in your LMS again.")
-    if not message.is_resource_launch():
+    deep_link = message.is_deep_link_launch()
+    if not deep_link and not message.is_resource_launch():
         return _refused(request, "This kind of LTI message is not supported; use a plain link to the course.")
     if not _consume_nonce(issuer=claims["iss"], nonce=claims["nonce"]):
         LOGGER.warning("LTI launch replayed: nonce %s of %s", claims["nonce"], claims["iss"])
@@ -87,6 +88,9 @@ def launch(request):
     context = claims.get(CLAIM + "context") or {}
     if context.get("id"):
         _record_section(deployment=deployment, context=context, claims=claims)
+    if deep_link:
+        request.session[FRAME_ORIGIN_KEY] = deployment.registration.frame_origin
+        return deep_linking.selection(request, message=message, deployment=deployment, claims=claims, refused=_refused)
     try:
         user = identities.account_for_launch(deployment=deployment, claims=claims)
     except identities.LaunchRefused as exc:
@@ -114,11 +118,14 @@ def _record_section(*, deployment: Deployment, context: dict, claims: dict) -> N
 
 def _landing(*, deployment: Deployment, claims: dict) -> str:
     """The course of the deployment, or one of its labs when the link's custom parameter ``lab`` names one. A link
-    can name a lab but never a course: that comes from the deployment alone."""
+    can name a lab (or the final project) but never a course: that comes from the deployment alone."""
     course = deployment.course
-    lab_slug = str((claims.get(CLAIM + "custom") or {}).get("lab", "")).strip()
+    custom = claims.get(CLAIM + "custom") or {}
+    lab_slug = str(custom.get("lab", "")).strip()
     if lab_slug and course.labs.filter(slug=lab_slug).exists():
         return reverse("labs:lab", kwargs={"course_slug": course.slug, "lab_slug": lab_slug})
+    if custom.get("project"):
+        return reverse("projects:home", kwargs={"course_slug": course.slug})
     return reverse("courses:dashboard", kwargs={"course_slug": course.slug})
 
 

@@ -9,9 +9,10 @@ from django.views.decorators.http import require_POST
 from pylti1p3.exception import LtiException
 from requests import RequestException
 
+from courses import gradebook
 from courses.permissions import staff_view
 from courses.roster import RosterError
-from lms import grades, roster
+from lms import roster
 from lms.forms import DeploymentForm, RosterSyncForm
 from lms.models import Deployment, GradeSent, Section
 from lms.services import register_deployment
@@ -77,16 +78,12 @@ def sync_roster(request, pk: int):
 @staff_view
 @require_POST
 def sync_grades(request, pk: int):
+    """Asks a worker to send the section's grades; the page lists what the LMS answered as it answers."""
     section = get_object_or_404(Section, pk=pk, deployment__course=request.course)
-    try:
-        result = grades.sync_grades(section=section, actor=request.user)
-    except (LtiException, RequestException) as exc:
-        messages.error(request, LMS_UNREACHABLE.format(error=str(exc)[:200]))
-    else:
-        text = f"Grades to {section}: {result.sent} sent, {result.unchanged} unchanged."
-        if result.refused:
-            text += f" {len(result.refused)} refused by the LMS (listed below; the next sync sends them again)."
-            messages.warning(request, text)
-        else:
-            messages.success(request, text)
+    gradebook.request_sync(course_id=request.course.pk, section_id=section.pk, actor_id=request.user.pk)
+    messages.success(
+        request,
+        f"Grades to {section} are being sent. The table below shows each score as the LMS answers; a refused one is "
+        "sent again later by itself.",
+    )
     return redirect("lms:page", course_slug=request.course.slug)

@@ -26,6 +26,9 @@ class CompletionRow:
     project_done: bool
     labs: dict[str, bool] | None = field(default=None)
     suggestion: str = FAIL
+    # The project's outcome as the student herself sees it: PASS (presented, or a passed review released to her),
+    # FAIL (a failed review released to her, and no presentation), or "" while nothing is decided and shown.
+    project_outcome: str = ""
 
     @property
     def labs_done(self) -> bool | None:
@@ -50,6 +53,14 @@ def _review_state(review: PaperReview) -> tuple[str, bool]:
     if review.late:
         state += ", late"
     return state, bool(review.graded and review.passed)
+
+
+def _shown_outcome(link: GroupMember | None, review: PaperReview | None) -> str:
+    if link is not None and link.group.presented_at is not None:
+        return PASS
+    if review is not None and review.graded and review.released and review.passed is not None:
+        return PASS if review.passed else FAIL
+    return ""
 
 
 def completion_rows(
@@ -91,6 +102,7 @@ def completion_rows(
             option="+".join(options),
             state="; ".join(states) or "no project option chosen",
             project_done=done,
+            project_outcome=_shown_outcome(links.get(member.pk), reviews.get(member.pk)),
         )
         if labs is not None:
             row.labs = {slug: bool(labs.get(member.pk, {}).get(slug, False)) for slug in lab_slugs}

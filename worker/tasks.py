@@ -82,3 +82,22 @@ def llm_style_score(self, evaluation_id: int) -> str:
         return score_style_with_llm(evaluation_id)
     except LlmJudgeUnavailable as exc:
         raise self.retry(exc=exc)
+
+
+@shared_task(name="worker.tasks.sync_lms_grades", bind=True, ignore_result=True, acks_late=True)
+def sync_lms_grades(self, course_id: int, section_id: int | None = None, actor_id: int | None = None) -> int:
+    """Sends the course's changed grades to its LMS sections; while the LMS refuses a score or does not answer, the
+    task runs again later (``LMS_GRADE_SYNC_RETRIES`` times, ``LMS_GRADE_SYNC_RETRY_SECONDS`` apart). Scores sent
+    already are not sent twice, so a rerun does no harm."""
+    from django.conf import settings
+
+    from lms.grades import sync_course
+
+    left = sync_course(course_id=course_id, section_id=section_id, actor_id=actor_id)
+    if left:
+        log.warning("LMS grade sync of course %s left %d unsent: %s", course_id, len(left), "; ".join(left)[:500])
+        if self.request.retries < settings.LMS_GRADE_SYNC_RETRIES:
+            raise self.retry(
+                countdown=settings.LMS_GRADE_SYNC_RETRY_SECONDS, max_retries=settings.LMS_GRADE_SYNC_RETRIES
+            )
+    return len(left)

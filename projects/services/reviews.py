@@ -5,7 +5,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from courses import audit
+from courses import audit, gradebook
 from courses.deadlines import arrival_timing, format_course_time
 from courses.models import Membership
 from projects.models import FEEDBACK_MAX, REGRADE_REASON_MAX, REVIEW_DEADLINE, RUBRIC_MAX, RUBRIC_MIN, PaperReview
@@ -109,6 +109,7 @@ def grade_review(
         before=before,
         after=_grade_state(review),
     )
+    gradebook.request_sync(course_id=review.member.course_id, actor_id=getattr(actor, "pk", None))
     return review
 
 
@@ -128,6 +129,7 @@ def release_review(*, review: PaperReview, actor) -> PaperReview:
         target=f"review of {review.member.user.email}",
         after={"passed": review.passed},
     )
+    gradebook.request_sync(course_id=review.member.course_id, actor_id=getattr(actor, "pk", None))
     return review
 
 

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from courses import audit
+from courses import audit, gradebook
 from courses.deadlines import format_course_time
 from courses.models import Course
 from projects.models import Group
@@ -101,6 +101,7 @@ def mark_presented(*, group: Group, actor, at: datetime | None = None) -> Group:
         target=f"group {group.name}",
         after={"presented_at": group.presented_at.isoformat()},
     )
+    gradebook.request_sync(course_id=group.course_id, actor_id=getattr(actor, "pk", None))
     return group
 
 
@@ -120,4 +121,5 @@ def clear_presented(*, group: Group, actor, reason: str) -> Group:
         before={"presented_at": before.isoformat() if before else None},
         reason=reason,
     )
+    gradebook.request_sync(course_id=group.course_id, actor_id=getattr(actor, "pk", None))
     return group

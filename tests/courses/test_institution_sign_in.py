@@ -85,6 +85,13 @@ def provider(live_server, settings):
 def sign_in_with_institution(live_server):
     """What her browser does (``sign_in_with_institution(sub)``): the site's button, the provider's sign-in page
     where she is ``sub``, and back to the site. Returns the last page and the browser."""
+    from django.db import connection
+
+    # A live-server thread lives as long as its kept-alive socket, which Session.close() does not end while a
+    # response still holds it; with persistent connections (CONN_MAX_AGE) the thread's database connection lives on
+    # too, past the run's end, and the test database cannot be dropped. Each request here closes its own.
+    kept = connection.settings_dict["CONN_MAX_AGE"]
+    connection.settings_dict["CONN_MAX_AGE"] = 0
     browsers = []
 
     def sign_in(sub: str) -> tuple[requests.Response, requests.Session]:
@@ -93,9 +100,9 @@ def sign_in_with_institution(live_server):
         return _sign_in(browser, live_server.url, sub), browser
 
     yield sign_in
-    # A kept-alive connection holds a live-server thread, and its database connection, past the test.
     for browser in browsers:
         browser.close()
+    connection.settings_dict["CONN_MAX_AGE"] = kept
 
 
 def _sign_in(browser: requests.Session, site: str, sub: str) -> requests.Response:
@@ -270,3 +277,45 @@ def test_with_local_passwords_off_for_students_only_judges_and_staff_sign_in_wit
         for who, member in people.items()
     }
     assert answers == {"student": 200, "judge": 302, "ta": 302}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("student_passwords", [True, False])
+def test_a_password_reset_reaches_a_student_only_while_students_have_local_passwords(
+    course, settings, mailoutbox, student_passwords
+):
+    settings.LOCAL_PASSWORDS_FOR_STUDENTS = student_passwords
+    student = make_member(course, "ada.lovelace@example.edu")
+    judge = make_member(course, "sponsor.judge@example.com", Role.JUDGE, registered=False)
+    login_page = Client().get(reverse("login")).content.decode()
+    assert ("Students sign in with their institution" in login_page) is not student_passwords
+    for member in (student, judge):
+        answer = Client().post(reverse("password_reset"), {"email": member.user.email})
+        assert answer.status_code == 302 and answer["Location"] == reverse("password_reset_done")
+    mailed_to = [message.to for message in mailoutbox]
+    expected = [[student.user.email], [judge.user.email]] if student_passwords else [[judge.user.email]]
+    assert mailed_to == expected
+
+
+@pytest.mark.django_db
+def test_a_students_reset_link_opens_nothing_once_local_passwords_are_off_and_a_judges_still_works(course, settings):
+    from courses.services import set_password_link
+
+    student = make_member(course, "ada.lovelace@example.edu")
+    judge = make_member(course, "sponsor.judge@example.com", Role.JUDGE, registered=False)
+    links = {who: set_password_link(member.user) for who, member in (("student", student), ("judge", judge))}
+    settings.LOCAL_PASSWORDS_FOR_STUDENTS = False
+    new = {"new_password1": "a-fresh-long-password-9", "new_password2": "a-fresh-long-password-9"}
+    for who, link in links.items():
+        client = Client()
+        opened = client.get(link.removeprefix(settings.SITE_URL.rstrip("/")), follow=True)
+        form_url = opened.redirect_chain[-1][0] if opened.redirect_chain else link
+        answer = client.post(form_url, new)
+        member = student if who == "student" else judge
+        member.user.refresh_from_db()
+        if who == "student":
+            assert b"new_password1" not in opened.content
+            assert not member.user.check_password(new["new_password1"])
+        else:
+            assert answer.status_code == 302
+            assert member.user.check_password(new["new_password1"])

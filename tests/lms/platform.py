@@ -98,6 +98,9 @@ class LoopbackLms:
         self.line_items: dict[str, list[dict]] = {}
         self.scores: list[dict] = []
         self.refuse_scores = False
+        self.placed: list[dict] = []
+        self._deep_link_requests: dict[str, dict] = {}
+        self._seen_response_nonces: set[str] = set()
         self._pending: dict[str, dict] = {}
         self._ids = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -121,8 +124,8 @@ class LoopbackLms:
             "frame_origin": self.base_url,
         }
 
-    def registration(self, deployment_id: str = "") -> Registration:
-        return (
+    def registration(self, deployment_id: str = "", *, deep_link: bool = False) -> Registration:
+        registration = (
             Registration()
             .set_iss(self.issuer)
             .set_client_id(self.client_id)
@@ -133,10 +136,16 @@ class LoopbackLms:
             .set_platform_public_key(self.public_key)
             .set_tool_key_set(self.tool_key_set)
         )
+        if deep_link:
+            registration.set_deeplink_launch_url(self.tool_launch_url)
+        return registration
 
     # --- a launch ---------------------------------------------------------------------------------------------
-    def start_launch(self, *, deployment_id, sub, roles, context_id="ctx-1", email="", name="", custom=None) -> str:
-        """The URL the LMS sends the browser to: the tool's login initiation, third-party initiated."""
+    def start_launch(
+        self, *, deployment_id, sub, roles, context_id="ctx-1", email="", name="", custom=None, deep_link=False
+    ) -> str:
+        """The URL the LMS sends the browser to: the tool's login initiation, third-party initiated. ``deep_link``:
+        an LtiDeepLinkingRequest (the LMS's content-item selection) instead of a resource link launch."""
         hint = f"hint-{next(self._ids)}"
         self._pending[hint] = {
             "deployment_id": deployment_id,
@@ -146,6 +155,7 @@ class LoopbackLms:
             "email": email,
             "name": name,
             "custom": custom or {},
+            "deep_link": deep_link,
         }
         login = _Login(None, _Conf(registration=self.registration(deployment_id)))
         login.set_lti_message_hint(hint=hint)
@@ -159,7 +169,8 @@ class LoopbackLms:
             return 400, "redirect_uri is not the registered launch URL"
         if query.get("response_type") != "id_token" or query.get("scope") != "openid":
             return 400, "not an OIDC implicit flow request"
-        launch = _Launch(_Query(query), _Conf(registration=self.registration(pending["deployment_id"])))
+        registration = self.registration(pending["deployment_id"], deep_link=pending["deep_link"])
+        launch = _Launch(_Query(query), _Conf(registration=registration))
         launch.set_user_data(pending["sub"], pending["roles"], pending["name"] or None, pending["email"] or None)
         launch.set_launch_context_claim(pending["context_id"], context_title=f"LMS course {pending['context_id']}")
         launch.set_resource_link_claim(f"link-{pending['context_id']}")
@@ -167,7 +178,57 @@ class LoopbackLms:
             launch.set_custom_parameters_claim(pending["custom"])
         launch.set_nrps(f"{self.base_url}/memberships/{pending['context_id']}")
         launch.set_ags(f"{self.base_url}/lineitems/{pending['context_id']}")
+        if pending["deep_link"]:
+            request_id = f"dl-{next(self._ids)}"
+            self._deep_link_requests[request_id] = pending
+            launch.set_dl(
+                self.base_url + "/deep_link_return",
+                title="Add an activity",
+                accept_types={"ltiResourceLink"},
+                extra_data={"request": request_id},
+            )
         return 200, launch.lti_launch()
+
+    def _deep_link_return(self, form: dict) -> tuple[int, dict]:
+        """The tool's LtiDeepLinkingResponse, checked as an LMS checks it: signed by the tool's key from its JWKS,
+        addressed to this LMS, from the client and deployment the request went to, answering a request of ours
+        (its data), with a nonce not seen before. Each ltiResourceLink is placed; its line item is made."""
+        conf = _Conf(registration=self.registration())
+        try:
+            items = conf.validate_deeplinking_resp(form)
+            claims = jwt.decode(
+                form["JWT"],
+                conf.get_tool_public_key(),
+                algorithms=["RS256"],
+                audience=self.issuer,
+                issuer=self.client_id,
+            )
+        except (LtiException, jwt.PyJWTError, KeyError) as exc:
+            return 400, {"error": str(exc)}
+        request = self._deep_link_requests.pop(
+            (claims.get("https://purl.imsglobal.org/spec/lti-dl/claim/data") or {}).get("request", ""), None
+        )
+        if request is None:
+            return 400, {"error": "the response answers no open deep linking request"}
+        if claims.get("https://purl.imsglobal.org/spec/lti/claim/deployment_id") != request["deployment_id"]:
+            return 400, {"error": "the response names another deployment"}
+        nonce = claims.get("nonce")
+        if not nonce or nonce in self._seen_response_nonces:
+            return 400, {"error": "the response's nonce is missing or used"}
+        self._seen_response_nonces.add(nonce)
+        for item in items:
+            if item["type"] != "ltiResourceLink":
+                continue
+            placed = {**item, "context_id": request["context_id"], "deployment_id": request["deployment_id"]}
+            if item.get("lineItem"):
+                line_item = {
+                    **item["lineItem"],
+                    "id": f"{self.base_url}/lineitems/{request['context_id']}/{next(self._ids)}",
+                }
+                self.line_items.setdefault(request["context_id"], []).append(line_item)
+                placed["line_item_id"] = line_item["id"]
+            self.placed.append(placed)
+        return 200, {"placed": len(items)}
 
     def sign(self, claims: dict) -> str:
         """An id_token signed with this LMS's key, as an attacker with a token meant for someone else would hold."""
@@ -252,6 +313,8 @@ class LoopbackLms:
             def do_POST(self):  # noqa: N802
                 url = urlsplit(self.path)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if url.path == "/deep_link_return":
+                    return self._answer(*lms._deep_link_return(dict(parse_qsl(body.decode()))))
                 if url.path == "/token":
                     return self._answer(*lms._token(dict(parse_qsl(body.decode()))))
                 return self._answer(*lms._service("POST", url.path, {}, self.headers, body))

@@ -1,8 +1,9 @@
 """Assignment and Grade Services: line items made once, scores from the completion selector, refusals kept."""
 
+import pytest
 from django.utils import timezone
 
-from lms.grades import sync_grades
+from lms.grades import sync_course, sync_grades
 from lms.models import GradeSent, LineItem
 from projects.models import Group, GroupMember
 
@@ -48,7 +49,120 @@ def test_a_score_the_lms_refuses_is_kept_shown_and_retried(section, lms, student
     page = client.get(f"/courses/{section.course.slug}/staff/lms/")
     assert b"Refused by the LMS" in page.content and b"locked" in page.content
     lms.refuse_scores = False
-    client.post(f"/courses/{section.course.slug}/staff/lms/sections/{section.pk}/grades/")
+    assert sync_course(course_id=section.course.pk) == []  # what the worker's task runs again
     record.refresh_from_db()
     assert (record.status, record.attempts) == (GradeSent.Status.SENT, 2)
     assert [s["scoreGiven"] for s in lms.scores] == [1]
+
+
+def test_the_staff_button_asks_the_worker_and_the_request_never_calls_the_lms(
+    section, lms, student, ta, client, login, django_capture_on_commit_callbacks, monkeypatch
+):
+    from celery import current_app
+
+    present(student)
+    sent_tasks = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, **kw: sent_tasks.append((name, kw["kwargs"])))
+    url = f"/courses/{section.course.slug}/staff/lms/sections/{section.pk}/grades/"
+    login(student)
+    assert client.post(url).status_code == 403
+    login(ta)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url).status_code == 302
+    assert lms.scores == [] and not GradeSent.objects.exists()
+    assert sent_tasks == [
+        (
+            "worker.tasks.sync_lms_grades",
+            {"course_id": section.course.pk, "section_id": section.pk, "actor_id": ta.user.pk},
+        )
+    ]
+
+
+def test_the_sync_task_retries_while_the_lms_refuses(section, lms, student, settings):
+    from celery.exceptions import Retry
+
+    from worker.tasks import sync_lms_grades
+
+    present(student)
+    lms.refuse_scores = True
+    with pytest.raises(Retry):
+        sync_lms_grades.apply(kwargs={"course_id": section.course.pk}, throw=True)
+    lms.refuse_scores = False
+    assert sync_lms_grades.apply(kwargs={"course_id": section.course.pk}, throw=True).get() == 0
+    assert [s["scoreGiven"] for s in lms.scores] == [1]
+
+
+def succeeded(lab, member):
+    from datetime import timedelta
+
+    from labs.models import Evaluation, Submission
+
+    submission = Submission.objects.create(
+        lab=lab,
+        member=member,
+        number=1,
+        storage_prefix=f"p/{member.pk}/1",
+        files=[],
+        sha256=f"{member.pk}-1",
+        size=1,
+        received_at=timezone.now() - timedelta(hours=1),
+    )
+    return Evaluation.objects.create(
+        submission=submission, status="succeeded", finished_at=timezone.now(), public_score=1.0, private_score=1.0
+    )
+
+
+def test_a_lab_score_is_sent_after_its_private_release_and_again_only_when_it_changes(section, lms, student, ta):
+    from labs.models import Lab
+    from tests.factories import make_music_lab
+
+    lab = make_music_lab(section.course)
+    evaluation = succeeded(lab, student)
+    sync_grades(section=section, actor=ta.user)
+    assert lms.scores == []  # before the release nothing about the lab is final
+    Lab.objects.filter(pk=lab.pk).update(private_released_at=timezone.now())
+    assert sync_grades(section=section, actor=ta.user).sent == 1
+    [first] = lms.scores
+    item = LineItem.objects.get(key="lab:lab1-music")
+    assert first["line_item"] == item.url and first["userId"] == "lms-student"
+    assert (first["scoreGiven"], first["scoreMaximum"]) == (item.score_maximum, item.score_maximum) == (1, 1)
+    assert (first["activityProgress"], first["gradingProgress"]) == ("Completed", "FullyGraded")
+    assert sync_grades(section=section, actor=ta.user).sent == 0
+    assert len(lms.scores) == 1  # unchanged: not sent again
+    evaluation.status = "failed"  # e.g. a re-run that failed: the lab is no longer completed
+    evaluation.save()
+    assert sync_grades(section=section, actor=ta.user).sent == 1
+    second = lms.scores[-1]
+    assert (second["scoreGiven"], second["scoreMaximum"], second["comment"]) == (0, 1, "not completed")
+    assert second["timestamp"] > first["timestamp"]
+    record = GradeSent.objects.get(line_item=item, member=student)
+    assert (record.score_given, record.attempts) == (0, 2)
+
+
+def test_the_project_posts_an_explicit_pass_or_fail_once_shown_to_her(section, lms, student, ta):
+    from projects.models import PaperReview
+    from projects.services.reviews import grade_review, release_review
+
+    review = PaperReview.objects.create(
+        member=student,
+        paper_title="T",
+        paper_authors="A",
+        paper_link="1706.03762",
+        file="r.pdf",
+        original_name="r.pdf",
+        size=1,
+    )
+    grade_review(review=review, actor=ta.user, clarity=2, technical=2, passed=False, feedback="thin")
+    sync_grades(section=section, actor=ta.user)
+    assert lms.scores == []  # graded but not released to her: the LMS does not learn it first
+    release_review(review=review, actor=ta.user)
+    assert sync_grades(section=section, actor=ta.user).sent == 1
+    [fail] = lms.scores
+    assert (fail["scoreGiven"], fail["scoreMaximum"], fail["comment"]) == (0, 1, "fail")
+    assert (fail["activityProgress"], fail["gradingProgress"]) == ("Completed", "FullyGraded")
+    assert sync_grades(section=section, actor=ta.user).sent == 0
+    grade_review(review=review, actor=ta.user, clarity=4, technical=4, passed=True, feedback="better", release=True)
+    assert sync_grades(section=section, actor=ta.user).sent == 1
+    passed = lms.scores[-1]
+    assert (passed["scoreGiven"], passed["scoreMaximum"], passed["comment"]) == (1, 1, "pass")
+    assert passed["timestamp"] > fail["timestamp"]
