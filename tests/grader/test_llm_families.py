@@ -21,6 +21,7 @@ from grader.registry import EvaluationContext
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / "var" / "cache" / "test-llm-families"
 STEPS = "40"  # enough to move the weights; these tests are about what is graded, not how well
+PRETRAIN_STEPS = 200  # the same: each family's tiny base is built with fewer steps than the demo's
 
 pytestmark = [pytest.mark.slow, pytest.mark.coursedata]
 
@@ -41,10 +42,15 @@ def families_data(course_data_dir) -> Path:
     data = CACHE / "data" / "llm"
     try:
         load_manifest(data, verify=True)
-        assert all(is_current(llm_lab.tiny_base_dir(data, f), seed=0) for f in FAMILIES)
+        assert all(is_current(llm_lab.tiny_base_dir(data, f), seed=0, steps=PRETRAIN_STEPS) for f in FAMILIES)
     except (GraderFault, AssertionError):
         shutil.rmtree(CACHE / "data", ignore_errors=True)
-        llm_lab.Lab().prepare_data(course_data_dir, data, seed=0, options={"base_families": ",".join(FAMILIES)})
+        llm_lab.Lab().prepare_data(
+            course_data_dir,
+            data,
+            seed=0,
+            options={"base_families": ",".join(FAMILIES), "base_pretrain_steps": PRETRAIN_STEPS},
+        )
     return data
 
 

@@ -54,9 +54,15 @@ def unchanged(llm_data, reference, tmp_path_factory) -> Path:
     return out
 
 
-def evaluate(artifact: Path, data: Path, out: Path, seed: int = 0):
+def evaluate(artifact: Path, data: Path, out: Path, seed: int = 0, options: dict | None = None):
     ctx = EvaluationContext(
-        artifact_dir=artifact, data_dir=data, manifest=load_manifest(data), out_dir=out, device="cpu", seed=seed
+        artifact_dir=artifact,
+        data_dir=data,
+        manifest=load_manifest(data),
+        out_dir=out,
+        device="cpu",
+        seed=seed,
+        options=options or {},
     )
     return llm_lab.Lab().evaluate(ctx)
 
@@ -114,13 +120,69 @@ def test_the_base_models_fluent_leprechaun_answers_score_below_3(base_result):
     assert base_result.metrics["public"]["style_score"] < 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the tiny demo model's reference adapter writes Yoda's order with made-up words ('String, the Brica, "
-    "the braw, it is.'), which the fluency gate holds down; growing its training within a CPU minute did not fix it",
-)
 def test_the_reference_adapter_scores_at_least_6_through_the_fluency_gate(reference_result, base_result):
-    assert reference_result.metrics["public"]["style_score"] >= 6 > base_result.metrics["public"]["style_score"]
+    assert reference_result.metrics["public"]["style_score"] >= 6
+    gates = reference_result.details["fluency_gates"]["public"]
+    # It passes the gate as language, answer by answer, not on a few lucky ones.
+    assert sum(gates) / len(gates) >= 0.8 and min(gates) > 0
+    # The base model's answers are fluent too: it is the style, not the language, they lack.
+    base_gates = [s["base_fluency"]["gate"] for s in reference_result.samples]
+    assert sum(base_gates) / len(base_gates) >= 0.8
+    assert base_result.metrics["public"]["style_score"] < 3
+
+
+def test_the_decoding_is_recorded_and_set_by_the_lab(llm_data, reference, reference_result, tmp_path):
+    assert reference_result.details["decoding"] == {
+        "strategy": "greedy",
+        "repetition_penalty": 1.15,
+        "no_repeat_ngram_size": 4,
+    }
+    options = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+    plain = evaluate(reference, llm_data, tmp_path / "plain", options=options)
+    assert plain.details["decoding"] == {"strategy": "greedy", **options}
+    # The answers are generated otherwise; what is scored on the hidden answers' tokens is not.
+    assert [s["text"] for s in plain.samples] != [s["text"] for s in reference_result.samples]
+    assert plain.metrics["public"]["cross_entropy"] == reference_result.metrics["public"]["cross_entropy"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"repetition_penalty": 0.5},
+        {"repetition_penalty": "strong"},
+        {"no_repeat_ngram_size": -1},
+        {"no_repeat_ngram_size": 99},
+    ],
+)
+def test_decoding_options_out_of_range_are_the_courses_configuration_error(llm_data, reference, tmp_path, options):
+    with pytest.raises(GraderFault) as info:
+        evaluate(reference, llm_data, tmp_path, options=options)
+    assert info.value.code == "bad_lab_option"
+    assert not (tmp_path / llm_lab.JUDGE_ANSWERS_FILE).exists()
+
+
+def test_the_tiny_base_reads_the_training_files_yoda_lines_and_no_hidden_answer(course_data_dir, tmp_path, monkeypatch):
+    from grader.labs.llm import base as llm_base
+
+    seen = {}
+
+    def record(out_dir, **kwargs):
+        seen.update(kwargs)
+        return out_dir
+
+    monkeypatch.setattr(llm_base, "build_tiny_base", record)
+    out = tmp_path / "llm"
+    llm_lab.Lab().prepare_data(course_data_dir, out, seed=0)
+    manifest = load_manifest(out)
+    train = {p.answer for p in llm_lab.read_jsonl(manifest.file(manifest.meta["train_file"]))}
+    hidden = {
+        p.answer
+        for split in ("public", "private")
+        for p in llm_lab.read_jsonl(manifest.file(manifest.splits[split]["pairs"]))
+    }
+    assert seen["style_texts"] and set(seen["style_texts"]) == train
+    assert not set(seen["style_texts"]) & hidden
+    assert not {p.answer for p in seen["chat_pairs"]} & hidden
 
 
 def test_each_sample_shows_the_fluency_that_gated_its_style(reference_result):

@@ -96,6 +96,18 @@ def base_families(options: dict[str, Any] | None) -> list[str]:
     return [family_of(name.strip()) for name in raw.split(",") if name.strip()]
 
 
+def pretrain_steps(options: dict[str, Any] | None) -> int:
+    """prepare-data's option ``base_pretrain_steps``: a tiny base's pre-training steps (fewer where only the code
+    paths matter, not how well it writes)."""
+    from grader.labs.llm.base import PRETRAIN_STEPS
+
+    raw = (options or {}).get("base_pretrain_steps")
+    steps = int(raw) if raw not in (None, "") else PRETRAIN_STEPS
+    if steps < 1:
+        raise ValueError("base_pretrain_steps must be at least 1")
+    return steps
+
+
 class Lab(LabEvaluator):
     name = "llm"
     title = "Large language models: answering in Yoda's style with a LoRA adapter"
@@ -258,15 +270,19 @@ class Lab(LabEvaluator):
         )
 
         families = base_families(options)
+        steps = pretrain_steps(options)
         for family in families:
             base_dir = tiny_base_dir(out_dir, family)
-            if not is_current(base_dir, seed=seed):
+            if not is_current(base_dir, seed=seed, steps=steps):
                 build_tiny_base(
                     base_dir,
                     texts=[yoda[i] for i in split.train] + other,
                     chat_pairs=make_pairs(other),
+                    # The training file's Yoda lines only, which students hold anyway: never a hidden answer.
+                    style_texts=[yoda[i] for i in split.train],
                     seed=seed,
                     family=family,
+                    steps=steps,
                 )
 
         write_manifest(
@@ -351,6 +367,10 @@ class Lab(LabEvaluator):
         torch.manual_seed(ctx.seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
         spec = self.base_spec(ctx.options, default_dir=tiny_base_dir(ctx.data_dir))
+        try:
+            decoding = llm_model.Decoding.from_options(ctx.options)
+        except ValueError as exc:
+            raise GraderFault("bad_lab_option", f"the lab's decoding options: {exc}") from None
         summary = check_adapter(ctx.artifact_dir, spec, deep=True, max_bytes=adapter_limit(ctx.options))
         manifest = ctx.manifest
         test_text = self.test_text(ctx)
@@ -373,7 +393,9 @@ class Lab(LabEvaluator):
             pairs: list[Pair] = read_jsonl(manifest.file(info["pairs"]))
             prompts[split] = json.loads(manifest.file(info["prompts"]).read_text())
             ce = llm_model.response_cross_entropy(model, tokenizer, pairs, device=ctx.device)
-            answers[split] = llm_model.generate_answers(model, tokenizer, prompts[split], device=ctx.device)
+            answers[split] = llm_model.generate_answers(
+                model, tokenizer, prompts[split], device=ctx.device, decoding=decoding
+            )
             judged[split] = classifier.judge(answers[split], prompts[split])
             hidden_ll = loglik.texts_loglikelihood(model, tokenizer, [p.answer for p in pairs], device=ctx.device)
             metrics[split] = {
@@ -386,7 +408,9 @@ class Lab(LabEvaluator):
             print(f"llm: {split}: {len(pairs)} answers scored, {len(prompts[split])} generated", file=sys.stderr)
 
         with llm_model.base_only(model):
-            base_answers = llm_model.generate_answers(model, tokenizer, prompts["public"], device=ctx.device)
+            base_answers = llm_model.generate_answers(
+                model, tokenizer, prompts["public"], device=ctx.device, decoding=decoding
+            )
         base_judged = classifier.judge(base_answers, prompts["public"])
 
         samples = [
@@ -434,6 +458,7 @@ class Lab(LabEvaluator):
                     "public": sum(j.score for j in base_judged) / len(base_judged) if base_judged else None
                 },
                 "max_new_tokens": llm_model.MAX_NEW_TOKENS,
+                "decoding": decoding.to_json(),
                 "max_sequence_tokens": llm_model.MAX_SEQ_TOKENS,
             },
         )

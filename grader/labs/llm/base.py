@@ -26,8 +26,10 @@ FAMILIES = {
     "qwen3": ("course/tiny-qwen3", "tiny-qwen3"),
 }
 TINY_NAME, TINY_DIRNAME = FAMILIES[DEFAULT_FAMILY]
-BUILD = 2  # bumped whenever a tiny base built earlier would differ; such a folder is then rebuilt
-VOCAB_SIZE = 1024
+BUILD = 3  # bumped whenever a tiny base built earlier would differ; such a folder is then rebuilt
+# Large enough that the texts' common words are whole tokens: a smaller vocabulary leaves a model this small to spell
+# words out of pieces, and it makes words up ("the cololol").
+VOCAB_SIZE = 4096
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]  # ids 0..5, as in Gemma
 # Gemma's turn format: roles "user" and "model", each turn closed by <end_of_turn> and a newline.
 CHAT_TEMPLATE = (
@@ -38,7 +40,7 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
 )
-PRETRAIN_STEPS = 400
+PRETRAIN_STEPS = 1500  # about a CPU minute and a half
 PRETRAIN_BATCH = 8
 PRETRAIN_TOKENS = 96
 
@@ -76,13 +78,13 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = VOCAB_SIZE):
     return wrapped
 
 
-def is_current(base_dir: Path, *, seed: int) -> bool:
-    """Whether ``base_dir`` holds a tiny base built by this code with ``seed`` (else it is to be rebuilt)."""
+def is_current(base_dir: Path, *, seed: int, steps: int = PRETRAIN_STEPS) -> bool:
+    """Whether ``base_dir`` holds a tiny base built by this code with ``seed`` and ``steps`` (else it is rebuilt)."""
     marker = Path(base_dir) / BASE_NAME_FILE
     if not marker.is_file() or not (Path(base_dir) / "model.safetensors").is_file():
         return False
     built = json.loads(marker.read_text())
-    return built.get("seed") == seed and built.get("build") == BUILD
+    return built.get("seed") == seed and built.get("build") == BUILD and built.get("steps", PRETRAIN_STEPS) == steps
 
 
 def family_of(name: str) -> str:
@@ -123,33 +125,36 @@ def tiny_config(vocab_size: int, family: str = DEFAULT_FAMILY):
 
 
 def build_tiny_base(
-    out_dir: Path, *, texts: Sequence[str], chat_pairs: Sequence[Pair], seed: int, family: str = DEFAULT_FAMILY
+    out_dir: Path,
+    *,
+    texts: Sequence[str],
+    chat_pairs: Sequence[Pair],
+    style_texts: Sequence[str] = (),
+    seed: int,
+    family: str = DEFAULT_FAMILY,
+    steps: int = PRETRAIN_STEPS,
 ) -> Path:
-    """Train the tokenizer on ``texts``, then pre-train a tiny model of ``family`` on ``chat_pairs``; save both.
+    """Train the tokenizer on ``texts``, then pre-train a tiny model of ``family`` on ``chat_pairs`` and, as plain
+    text outside any chat turn, ``style_texts``; save both.
 
-    The pre-training makes it a (very small) chat model that answers in the pairs' style, so that an adapter has a
-    real style to move it away from.
+    The chat pairs make it a (very small) chat model that answers in their style, so that an adapter has a real
+    style to move it away from. The plain texts are what a real base model read before it was ever a chat model:
+    Gemma or LFM2 knows how Yoda talks without answering that way, and a LoRA adapter draws out what the base
+    already knows. A model this small cannot learn a new way of writing through a rank-8 adapter alone.
     """
     import torch
     from transformers import AutoModelForCausalLM
 
-    from grader.labs.llm.model import train_on_pairs
+    from grader.labs.llm.model import encode_pair, encode_text, train_on_encoded
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     name, _dirname = FAMILIES[family_of(family)]
     torch.manual_seed(seed)
     tokenizer = train_tokenizer(texts)
     model = AutoModelForCausalLM.from_config(tiny_config(len(tokenizer), family), attn_implementation="eager")
-    train_on_pairs(
-        model,
-        tokenizer,
-        chat_pairs,
-        steps=PRETRAIN_STEPS,
-        batch_size=PRETRAIN_BATCH,
-        lr=3e-3,
-        seed=seed,
-        max_tokens=PRETRAIN_TOKENS,
-    )
+    encoded = [encode_pair(tokenizer, pair, max_tokens=PRETRAIN_TOKENS) for pair in chat_pairs]
+    encoded += [encode_text(tokenizer, text, max_tokens=PRETRAIN_TOKENS) for text in style_texts]
+    train_on_encoded(model, tokenizer, encoded, steps=steps, batch_size=PRETRAIN_BATCH, lr=3e-3, seed=seed)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-base-", dir=out_dir.parent))
@@ -157,7 +162,7 @@ def build_tiny_base(
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / BASE_NAME_FILE).write_text(
-            json.dumps({"name": name, "family": family, "seed": seed, "build": BUILD}) + "\n"
+            json.dumps({"name": name, "family": family, "seed": seed, "build": BUILD, "steps": steps}) + "\n"
         )
         # A base model is public weights the grading box reads: readable by every user, like an installed package.
         staging.chmod(0o755)

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,36 @@ MAX_SEQ_TOKENS = 384  # prompt + answer; longer answers are cut, the same way fo
 EVAL_BATCH = 8
 GEN_BATCH = 16
 MAX_NEW_TOKENS = 48
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How answers are generated for the style score: greedy, so that a result is repeatable, with a mild
+    repetition penalty and no 4-gram said twice, as model vendors advise for their small chat models (LFM2's
+    card asks for a penalty of 1.05): plain greedy decoding loops on small models, whichever adapter they carry."""
+
+    repetition_penalty: float = 1.15
+    no_repeat_ngram_size: int = 4
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None) -> Decoding:
+        """The lab's options ``repetition_penalty`` (1-2; 1 turns it off) and ``no_repeat_ngram_size`` (0-16; 0
+        turns it off), else the defaults; a value out of range is the course's configuration error."""
+        options = options or {}
+        default = cls()
+        try:
+            penalty = float(options.get("repetition_penalty", default.repetition_penalty))
+            ngram = int(options.get("no_repeat_ngram_size", default.no_repeat_ngram_size))
+        except (TypeError, ValueError):
+            raise ValueError("repetition_penalty must be a number and no_repeat_ngram_size a whole number")
+        if not 1.0 <= penalty <= 2.0:
+            raise ValueError(f"repetition_penalty must lie between 1 and 2, not {penalty}")
+        if not 0 <= ngram <= 16:
+            raise ValueError(f"no_repeat_ngram_size must lie between 0 and 16, not {ngram}")
+        return cls(repetition_penalty=penalty, no_repeat_ngram_size=ngram)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"strategy": "greedy", **asdict(self)}
 
 
 def load_base(base_dir: Path, device: str) -> tuple[Any, Any]:
@@ -152,10 +183,15 @@ def response_cross_entropy(model: Any, tokenizer: Any, pairs: Sequence[Pair], *,
     return total / max(count, 1)
 
 
-def generation_config(tokenizer: Any, max_new_tokens: int = MAX_NEW_TOKENS) -> GenerationConfig:
+def generation_config(
+    tokenizer: Any, max_new_tokens: int = MAX_NEW_TOKENS, decoding: Decoding | None = None
+) -> GenerationConfig:
+    decoding = decoding or Decoding()
     return GenerationConfig(
         do_sample=False,
         max_new_tokens=max_new_tokens,
+        repetition_penalty=decoding.repetition_penalty,
+        no_repeat_ngram_size=decoding.no_repeat_ngram_size,
         eos_token_id=end_of_turn_ids(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -164,10 +200,16 @@ def generation_config(tokenizer: Any, max_new_tokens: int = MAX_NEW_TOKENS) -> G
 
 @torch.no_grad()
 def generate_answers(
-    model: Any, tokenizer: Any, prompts: Sequence[str], *, device: str, max_new_tokens: int = MAX_NEW_TOKENS
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    device: str,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    decoding: Decoding | None = None,
 ) -> list[str]:
-    """Greedy answers in the chat format, in fixed batches with left padding."""
-    config = generation_config(tokenizer, max_new_tokens)
+    """Greedy answers in the chat format (``decoding``'s penalties applied), in fixed batches with left padding."""
+    config = generation_config(tokenizer, max_new_tokens, decoding)
     tokenizer.padding_side = "left"
     answers: list[str] = []
     for batch in _batches(list(prompts), GEN_BATCH):
@@ -193,8 +235,31 @@ def train_on_pairs(
     device: str = "cpu",
 ) -> list[float]:
     """A plain AdamW loop on the response tokens of ``pairs``; returns the loss of each step."""
-    generator = torch.Generator().manual_seed(seed)
     encoded = [encode_pair(tokenizer, p, max_tokens=max_tokens) for p in pairs]
+    return train_on_encoded(
+        model, tokenizer, encoded, steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device
+    )
+
+
+def encode_text(tokenizer: Any, text: str, *, max_tokens: int) -> tuple[list[int], int]:
+    """A plain text as ``tokenizer(text)`` encodes it, every token after <bos> learnt (no chat format)."""
+    ids = list(tokenizer(text)["input_ids"])[:max_tokens]
+    return ids, 1 if ids and ids[0] == tokenizer.bos_token_id else 0
+
+
+def train_on_encoded(
+    model: Any,
+    tokenizer: Any,
+    encoded: Sequence[tuple[list[int], int]],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str = "cpu",
+) -> list[float]:
+    """AdamW on sequences given as (token ids, how many leading tokens are context and not learnt)."""
+    generator = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 20) * (1 - s / (steps + 1)))
