@@ -14,6 +14,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from courses import pdfcheck
 from courses.deadlines import Timing, arrival_timing
 from courses.models import Deadline, Membership
 from labs.entries.filetypes import WHAT, detect
@@ -107,6 +108,11 @@ def _check_upload(*, kit: EntryKit, part: str, path: Path, size: int) -> str:
         raise ValidationError(
             f"That file is not {WHAT[part]}{accepted}; its contents say otherwise. Upload the right file."
         )
+    if part == Part.REPORT:
+        # Judges and sponsors open it: the one PDF rule of the platform (parsed in a limited child).
+        problem = pdfcheck.refusal(pdfcheck.check_pdf(path))
+        if problem:
+            raise ValidationError(problem)
     return kind
 
 
