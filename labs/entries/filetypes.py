@@ -32,6 +32,17 @@ def _notebook(head: bytes) -> str | None:
     return "ipynb" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else None
 
 
+# The formats a browser may show inline (audio player, image) and the type they are served under. A PDF is not among
+# them: browsers' PDF viewers refuse a sandboxed document, and a student's PDF is not shown unsandboxed on the site.
+INLINE_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "ogg": "audio/ogg",
+    "flac": "audio/flac",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+}
+
 DETECTORS = {"song": _audio, "plot": _image, "report": _pdf, "notebook": _notebook}
 WHAT = {
     "song": "an audio file",

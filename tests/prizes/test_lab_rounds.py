@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ from prizes.models import Conflict, Entry, JudgeAssignment, Prize, Score
 from prizes.selectors import compute_winners
 from tests.conftest import make_member
 from tests.factories import make_music_lab
-from tests.labs.entries.conftest import code, html_output, notebook_bytes, upload
+from tests.labs.entries.conftest import PDF, PNG, WAV, code, html_output, notebook_bytes, upload
 from tests.prizes.conftest import make_round, rubric
 
 pytestmark = pytest.mark.django_db
@@ -163,6 +164,60 @@ def test_a_judge_reads_the_entry_with_its_public_metrics_songs_write_up_and_note
     lab.private_released_at = timezone.now()
     lab.save()
     assert "2.3456" in page(client, course, round, entry).content.decode()  # released: the private split too
+
+
+def test_the_judges_page_plays_the_song_shows_the_bar_plot_and_links_the_report_with_the_staffs_headers(
+    course, lab, judge, student, student2, ta, login
+):
+    EntryKit.objects.filter(lab=lab).update(parts=["description", "song", "plot", "report"])
+    now = timezone.now()
+    for member in (student, student2):
+        _entry(lab, member)
+        for part, name, data in (("song", "s.wav", WAV), ("plot", "p.png", PNG), ("report", "r.pdf", PDF)):
+            entry_services.attach_file(lab=lab, member=member, part=part, upload=upload(name, data), at=now)
+    round = make_round(course, title="Best song", kind="lab", lab=lab, opens=1, closes=5)
+    services.add_lab_entries(round=round, actor=None)
+    JudgeAssignment.objects.create(round=round, judge=judge, conflicts_declared_at=now)
+    entry = round.entries.get(member=student)
+    lab_entry = entry.lab_entry
+    judges, staff = Client(), Client()
+    judges.force_login(judge.user)
+    staff.force_login(ta.user)
+
+    def file_url(part, *, judging=True):
+        if judging:
+            return reverse("prizes:entry_file", args=[course.slug, round.pk, entry.pk, part])
+        return reverse("labs:entry_file", args=[course.slug, lab.slug, lab_entry.pk, part])
+
+    body = page(judges, course, round, entry).content.decode()
+    assert f'<source src="{file_url("song")}?inline=1" type="audio/wav">' in body
+    assert f'<img src="{file_url("plot")}?inline=1" alt="The entry\'s bar plot' in body
+    assert f'<a href="{file_url("report")}">download the report</a>' in body
+    staff_page = staff.get(reverse("labs:staff_entry", args=[course.slug, lab.slug, lab_entry.pk])).content.decode()
+    assert f'<source src="{file_url("song", judging=False)}?inline=1" type="audio/wav">' in staff_page
+    assert f'<img src="{file_url("plot", judging=False)}?inline=1"' in staff_page
+
+    for part, content_type, data in (("song", "audio/wav", WAV), ("plot", "image/png", PNG)):
+        shown = [judges.get(f"{file_url(part)}?inline=1"), staff.get(f"{file_url(part, judging=False)}?inline=1")]
+        for response in shown:
+            assert response.status_code == 200 and b"".join(response.streaming_content) == data
+            assert response["Content-Type"] == content_type
+            assert response["Content-Disposition"].startswith("inline;")
+            assert response["X-Content-Type-Options"] == "nosniff"
+            assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
+            assert response["Cache-Control"] == "private, no-store"
+    for response in (judges.get(f"{file_url('report')}?inline=1"), judges.get(f"{file_url('description')}?inline=1")):
+        assert response.status_code == 404  # a PDF has no inline form, nor has a text part any file
+    report = judges.get(file_url("report"))
+    assert report["Content-Type"] == "application/octet-stream" and report["Content-Disposition"].startswith(
+        "attachment;"
+    )
+
+    Conflict.objects.create(judge=judge, entry=entry)
+    assert judges.get(f"{file_url('song')}?inline=1").status_code == 403
+    classmate = login(student2)
+    assert classmate.get(f"{file_url('plot', judging=False)}?inline=1").status_code == 404
+    assert classmate.get(f"{file_url('plot')}?inline=1").status_code == 403
 
 
 def test_the_judge_scores_the_entry_from_its_page(course, lab_round, judge, student, login):
