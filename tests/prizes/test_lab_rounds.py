@@ -378,3 +378,49 @@ def test_a_round_entry_cannot_exist_without_her_lab_entry(course, lab, student):
     round = make_round(course, title="Best song", kind="lab", lab=lab, opens=1, closes=5)
     with pytest.raises(IntegrityError), transaction.atomic():
         Entry.objects.create(round=round, member=student, submission=_graded(lab, student, public=1, private=1))
+
+
+def test_a_metric_prize_reads_the_entered_submission_as_the_leaderboard_counts_it_and_says_so(
+    course, lab, lab_round, judge, judge2, student, student2, ta, client
+):
+    round, criteria = lab_round
+    hers, his = round.entries.get(member=student), round.entries.get(member=student2)
+    _judge_and_close(round, criteria, judge, judge2, {hers: 5, his: 2})
+    now = timezone.now()
+    lab.private_released_at, lab.frozen_at = now, now
+    lab.save()
+    # After the freeze her entered submission was graded again, better: the board does not count that result.
+    Evaluation.objects.create(
+        submission=hers.lab_entry.submission, status=EvaluationStatus.SUCCEEDED, finished_at=now + timedelta(minutes=1),
+        public_score=0.5, private_score=0.5,
+    )  # fmt: skip
+    # Her final choice on the board is another submission; the entry names its own, and that is what is scored.
+    final = _graded(lab, student, public=0.1, private=0.1)
+    Evaluation.objects.filter(submission=final).update(finished_at=now - timedelta(minutes=1))
+    Submission.objects.filter(pk=final.pk).update(is_final=True)
+    # His entered submission arrived late.
+    Submission.objects.filter(pk=his.lab_entry.submission_id).update(late=True)
+    prize = Prize.objects.create(
+        course=course, title="Best bits per character", category="round", round=round, places=2, ranking="metric"
+    )
+
+    computation = compute_winners(prize=prize)
+    assert [(w.member_id, w.score) for w in computation.winners] == [(student.pk, pytest.approx(2.3456))]
+    left_out = next(c for c in computation.candidates if c.member_id == student2.pk)
+    assert left_out.reasons == ["No metric."]
+    assert prize.ranking_statement == (
+        "Ranked by the lab's metric on the private split. The metric is the entered submission's result as the "
+        "leaderboard counts it (the newest evaluation by the freeze, of the ranked device class; late work left out)."
+    )
+
+    prize.counts_late_work = True
+    prize.save()
+    computation = compute_winners(prize=prize)
+    assert [(w.member_id, w.score) for w in computation.winners] == [
+        (student2.pk, pytest.approx(1.4)),
+        (student.pk, pytest.approx(2.3456)),
+    ]
+    services.confirm_awards(prize=prize, actor=ta.user)
+    page = client.get(reverse("prizes_winners", args=[course.slug])).content.decode()
+    assert "the entered submission&#x27;s result as the leaderboard counts it" in page
+    assert "late work included" in page
