@@ -1,7 +1,8 @@
 """The one ranking of a lab's leaderboard, computed by the database from the stored results.
 
 Every reader of a lab's standings (the leaderboard page, lab prizes, the demo's summary) goes through
-``ranked_rows``. The database does the work with window functions, so the cost of a page grows with the rows it
+``ranked_rows``; a reader that scores submissions chosen elsewhere (a prize over lab entries, each naming hers)
+reads rules 1 to 3 through ``counted_results``. The database does the work with window functions, so the cost of a page grows with the rows it
 shows, not with the class: the Python side only loads the rows that are asked for.
 
 The rules, in order:
@@ -80,11 +81,8 @@ def _word(direction: str) -> str:
     return "ASC" if direction == "min" else "DESC"
 
 
-def ranked_rows(
-    *, lab: Lab, split: str, include_late: bool = True, selection: Selection | None = None
-) -> tuple[list[RankedRow], int, int | None]:
-    """The selected rows of the board in order, the number of rows of the whole board, and her position on it."""
-    selection = selection or Selection()
+def _counted_sql(lab: Lab, include_late: bool) -> tuple[str, list]:
+    """Rules 1 to 3 as the ``results``, ``usual`` and ``counted`` parts of a WITH clause, and their parameters."""
     results, params = _results_sql(lab)
     if lab.device_class:
         device = "%s"
@@ -94,6 +92,41 @@ def ranked_rows(
     # A tie between classes goes to the first by code point, whatever the database's default collation.
     by_code_point = 'COLLATE "C"' if connection.vendor == "postgresql" else "COLLATE BINARY"
     late = "" if include_late else "AND NOT late"
+    sql = f"""
+        results AS ({results}),
+        usual AS (
+            SELECT device_class FROM results WHERE newest = 1 AND device_class <> ''
+            GROUP BY device_class ORDER BY COUNT(*) DESC, device_class {by_code_point} LIMIT 1
+        ),
+        counted AS (
+            SELECT * FROM results
+            WHERE newest = 1 AND (device_class = {device} OR device_class = '') {late}
+        )
+    """  # noqa: S608
+    return sql, params
+
+
+def counted_results(*, lab: Lab, submission_ids: list[int], include_late: bool = True) -> dict[int, int]:
+    """Rules 1 to 3 for chosen submissions: each one's counted evaluation id; a submission without one is absent.
+
+    For readers that rank submissions chosen elsewhere (a lab entry names hers) by the board's own results.
+    """
+    if not submission_ids:
+        return {}
+    counted, params = _counted_sql(lab, include_late)
+    wanted = ", ".join(["%s"] * len(submission_ids))
+    sql = f"WITH {counted} SELECT submission_id, id FROM counted WHERE submission_id IN ({wanted})"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params + list(submission_ids))
+        return dict(cursor.fetchall())
+
+
+def ranked_rows(
+    *, lab: Lab, split: str, include_late: bool = True, selection: Selection | None = None
+) -> tuple[list[RankedRow], int, int | None]:
+    """The selected rows of the board in order, the number of rows of the whole board, and her position on it."""
+    selection = selection or Selection()
+    counted, params = _counted_sql(lab, include_late)
     score, tiebreak = (
         ("private_score", "private_tiebreak") if split == "private" else ("public_score", "public_tiebreak")
     )
@@ -116,15 +149,7 @@ def ranked_rows(
     # The summary row makes the answer never empty: the board's size and her position come even for a page past
     # the end, in the same query.
     sql = f"""
-        WITH results AS ({results}),
-        usual AS (
-            SELECT device_class FROM results WHERE newest = 1 AND device_class <> ''
-            GROUP BY device_class ORDER BY COUNT(*) DESC, device_class {by_code_point} LIMIT 1
-        ),
-        counted AS (
-            SELECT * FROM results
-            WHERE newest = 1 AND (device_class = {device} OR device_class = '') {late}
-        ),
+        WITH {counted},
         entries AS (
             SELECT *, ROW_NUMBER() OVER (PARTITION BY member_id, baseline_label ORDER BY {choice_order}) AS pick
             FROM counted

@@ -217,12 +217,18 @@ def prize_ranking_statement(prize) -> str:
     """How a prize's winners are ranked, in words: the one sentence the winners page and the staff pages show."""
     if prize.category == "lab":
         return "Ranked by the lab's private leaderboard."
+    if prize.ranking == JUDGES:
+        return "Ranked by the judges' normalised result."
+    # Which result of the entry is read: the entered submission's, counted as the leaderboard counts results.
+    result = (
+        " The metric is the entered submission's result as the leaderboard counts it (the newest evaluation by "
+        "the freeze, of the ranked device class"
+        + (", late work included)." if prize.counts_late_work else "; late work left out).")
+    )
     if prize.ranking == METRIC:
-        return "Ranked by the lab's metric on the private split."
-    if prize.ranking == WEIGHTED:
-        share = prize.metric_weight or 0.0
-        return (
-            f"Ranked by a weighting: {1 - share:.0%} the judges' normalised result, {share:.0%} the z-score of the "
-            "lab's metric (private split) over the round's entries."
-        )
-    return "Ranked by the judges' normalised result."
+        return "Ranked by the lab's metric on the private split." + result
+    share = prize.metric_weight or 0.0
+    return (
+        f"Ranked by a weighting: {1 - share:.0%} the judges' normalised result, {share:.0%} the z-score of the "
+        "lab's metric (private split) over the round's entries." + result
+    )

@@ -1,8 +1,6 @@
 """What an uploaded entry file really is, from its first bytes (its name and the browser's type are not trusted)."""
 
-PDF_MAGIC = b"%PDF-"
-MAGIC_WINDOW = 1024  # readers accept a little junk before the PDF header
-ZIP_MAGIC = b"PK\x03\x04"
+from courses.pdfcheck import looks_like_pdf
 
 
 def _audio(head: bytes) -> str | None:
@@ -26,15 +24,24 @@ def _image(head: bytes) -> str | None:
 
 
 def _pdf(head: bytes) -> str | None:
-    # A zip whose bytes also hold a PDF header further in is still a zip to every unzip tool: refuse it.
-    if head.startswith(ZIP_MAGIC):
-        return None
-    return "pdf" if PDF_MAGIC in head[:MAGIC_WINDOW] else None
+    # Only a first sight: the report is then parsed by the one PDF rule (courses.pdfcheck) in a limited child.
+    return "pdf" if looks_like_pdf(head) else None
 
 
 def _notebook(head: bytes) -> str | None:
     return "ipynb" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else None
 
+
+# The formats a browser may show inline (audio player, image) and the type they are served under. A PDF is not among
+# them: browsers' PDF viewers refuse a sandboxed document, and a student's PDF is not shown unsandboxed on the site.
+INLINE_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "ogg": "audio/ogg",
+    "flac": "audio/flac",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+}
 
 DETECTORS = {"song": _audio, "plot": _image, "report": _pdf, "notebook": _notebook}
 WHAT = {

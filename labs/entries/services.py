@@ -14,6 +14,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from courses import pdfcheck
 from courses.deadlines import Timing, arrival_timing
 from courses.models import Deadline, Membership
 from labs.entries.filetypes import WHAT, detect
@@ -107,6 +108,11 @@ def _check_upload(*, kit: EntryKit, part: str, path: Path, size: int) -> str:
         raise ValidationError(
             f"That file is not {WHAT[part]}{accepted}; its contents say otherwise. Upload the right file."
         )
+    if part == Part.REPORT:
+        # Judges and sponsors open it: the one PDF rule of the platform (parsed in a limited child).
+        problem = pdfcheck.refusal(pdfcheck.check_pdf(path))
+        if problem:
+            raise ValidationError(problem)
     return kind
 
 
@@ -243,12 +249,23 @@ def entered_evaluation(entry: LabEntry) -> Evaluation | None:
     )
 
 
-def entered_score(entry: LabEntry, split: str) -> float | None:
-    """Her entered submission's primary metric on a split ("public" or "private"); None when it has none."""
-    evaluation = entered_evaluation(entry)
-    if evaluation is None:
-        return None
-    return evaluation.private_score if split == "private" else evaluation.public_score
+def ranked_scores(*, lab: Lab, entries: list[LabEntry], split: str, include_late: bool) -> dict[int, float | None]:
+    """Each entry's primary score on ``split`` as the leaderboard counts it (``labs.ranking``), by entry id.
+
+    The entered submission, not the board's pick of her submissions, is scored: the entry is her choice of the model
+    whose write-up the judges read, so its metric describes that model (the board's rule 4 picks among her
+    submissions; an entry has already picked). Every other rule of the board applies: its result is the newest
+    evaluation finished by the freeze, on the lab's base model, of the ranked device class; late work counts only
+    when ``include_late``. An entry whose submission has no such result has no score (None).
+    """
+    from labs import ranking
+
+    counted = ranking.counted_results(
+        lab=lab, submission_ids=[e.submission_id for e in entries if e.submission_id], include_late=include_late
+    )
+    field = "private_score" if split == "private" else "public_score"
+    scores = dict(Evaluation.objects.filter(pk__in=counted.values()).values_list("pk", field))
+    return {entry.pk: scores.get(counted.get(entry.submission_id)) for entry in entries}
 
 
 def loglikelihood_check(entry: LabEntry, notebook: EntryFile | None) -> LoglikelihoodCheck | None:

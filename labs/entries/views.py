@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET
@@ -14,6 +15,7 @@ from courses.models import Role
 from courses.permissions import course_view, staff_view
 from labs import intake
 from labs.entries import exports, services
+from labs.entries.filetypes import INLINE_TYPES
 from labs.entries.forms import EntryKitForm
 from labs.entries.models import FILE_PARTS, EntryFile, LabEntry, Part
 from labs.models import EvaluationStatus, Lab
@@ -140,21 +142,47 @@ entry_upload.access_rule = ("course", (Role.STUDENT,))
 @require_GET
 def entry_file(request, lab_slug: str, pk: int, part: str):
     entry = _visible_entry(request, _lab(request, lab_slug), pk)
-    return file_response(entry, get_object_or_404(EntryFile, entry=entry, part=part))
+    item = get_object_or_404(EntryFile, entry=entry, part=part)
+    return file_response(entry, item, inline=wants_inline(request))
 
 
-def file_response(entry: LabEntry, item: EntryFile) -> FileResponse:
-    """One part of an entry as an attachment that no browser renders or sniffs (also served to judges)."""
+def wants_inline(request) -> bool:
+    """``?inline=1``: the page's audio player or image asks for the file itself rather than a download."""
+    return request.GET.get("inline") == "1"
+
+
+def file_response(entry: LabEntry, item: EntryFile, *, inline: bool = False) -> FileResponse:
+    """One part of an entry, to staff and judges alike: an attachment no browser renders or sniffs, or, for a
+    recording or an image asked for ``inline``, the file under its own audio or image type, for an ``<audio>`` or
+    ``<img>`` of the entry's page. Either way the strict sandboxing policy applies, so opened on its own it runs
+    nothing. Anything else asked for inline (a notebook, a PDF) is not found: it has no inline form."""
+    content_type = INLINE_TYPES.get(item.extension) if inline else "application/octet-stream"
+    if content_type is None:
+        raise Http404
     response = FileResponse(
         default_storage.open(item.key, "rb"),
-        as_attachment=True,
+        as_attachment=not inline,
         filename=f"{exports.bundle_name(entry)}-{item.part}.{item.extension}",
-        content_type="application/octet-stream",
+        content_type=content_type,
     )
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = FILE_CSP
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def entry_media(files: dict[str, EntryFile], url) -> dict:
+    """What the entry's page shows of its song, plot and report: ``url(part)`` is the part's download address.
+
+    The song plays in an audio player and the plot shows as an image, both fetched ``?inline=1``; the PDF report is
+    a download link (see ``INLINE_TYPES``), with the other files.
+    """
+    media = {}
+    for part, kind in ((Part.SONG, "audio"), (Part.PLOT, "image")):
+        item = files.get(part)
+        if item is not None and item.extension in INLINE_TYPES:
+            media[kind] = {"item": item, "src": f"{url(part)}?inline=1", "type": INLINE_TYPES[item.extension]}
+    return media
 
 
 @course_view(*LAB_ROLES)
@@ -224,6 +252,9 @@ def staff_entry(request, lab_slug: str, pk: int):
         "lab": lab,
         "entry": entry,
         "files": files,
+        "media": entry_media(
+            files, lambda part: reverse("labs:entry_file", args=[request.course.slug, lab.slug, entry.pk, part])
+        ),
         "completeness": services.completeness(entry, kit),
         "loglikelihood": services.loglikelihood_check(entry, files.get(Part.NOTEBOOK)),
     }

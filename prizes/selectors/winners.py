@@ -91,11 +91,15 @@ def _lab_candidates(prize: Prize) -> list[Candidate]:
     return out
 
 
-def _entry_metrics(entries) -> dict[int, float | None]:
-    """Each lab-round entry's metric: her entered submission's primary score on the private split."""
-    from labs.entries.services import entered_score
+def _entry_metrics(prize: Prize, entries) -> dict[int, float | None]:
+    """Each lab-round entry's metric: her entered submission's private score as the leaderboard counts it."""
+    from labs.entries.services import ranked_scores
 
-    return {e.pk: entered_score(e.lab_entry, "private") if e.lab_entry_id else None for e in entries}
+    lab_entries = [e.lab_entry for e in entries if e.lab_entry_id]
+    scores = ranked_scores(
+        lab=prize.round.lab, entries=lab_entries, split="private", include_late=prize.counts_late_work
+    )
+    return {e.pk: scores.get(e.lab_entry_id) for e in entries}
 
 
 def _round_candidates(prize: Prize) -> list[Candidate]:
@@ -106,7 +110,7 @@ def _round_candidates(prize: Prize) -> list[Candidate]:
     if prize.ranking == Prize.Ranking.JUDGES:
         metrics = {}
     else:
-        metrics = _entry_metrics(results.entries.values())
+        metrics = _entry_metrics(prize, results.entries.values())
     rows = ranking.rank_prize(
         mode=prize.ranking,
         judged=results.judged,

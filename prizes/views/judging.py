@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
@@ -177,6 +178,10 @@ def judge_entry(request, pk: int, entry_pk: int):
             "lab": round.lab,
             "entry": entry,
             "materials": materials,
+            "media": entry_views.entry_media(
+                materials.files,
+                lambda part: reverse("prizes:entry_file", args=[request.course.slug, round.pk, entry.pk, part]),
+            ),
             "e": materials.evaluation,
             "private_visible": materials.private_visible,
             **materials.extras,
@@ -205,7 +210,8 @@ def entry_notebook(request, pk: int, entry_pk: int):
 @judge_view
 @require_GET
 def entry_file(request, pk: int, entry_pk: int, part: str):
-    """One file of the entry (report, recording, plot, notebook) as an attachment."""
+    """One file of the entry (report, recording, plot, notebook) as the staff get it: an attachment, or inline for
+    the page's audio player and image."""
     _, _, entry = _judged_entry(request, pk, entry_pk)
     item = get_object_or_404(EntryFile, entry=entry.lab_entry, part=part)
-    return entry_views.file_response(entry.lab_entry, item)
+    return entry_views.file_response(entry.lab_entry, item, inline=entry_views.wants_inline(request))

@@ -1,11 +1,11 @@
-"""The PDF uploads of the projects app (slides and paper reviews): size, then pages counted by a child process."""
+"""The PDF uploads of the projects app (slides and paper reviews): size, then the one PDF rule (courses.pdfcheck)."""
 
 import tempfile
 
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 
-from projects.pdfcheck import check_pdf
+from courses.pdfcheck import check_pdf, refusal
 
 MAX_PDF_BYTES = 20 * 1024 * 1024
 
@@ -24,21 +24,9 @@ def checked_pdf(upload: UploadedFile, *, what: str, exact_pages: int | None = No
         copy.flush()
         result = check_pdf(copy.name)
     upload.seek(0)
-    if result.error == "not-pdf":
-        raise ValidationError(
-            "This file is not a PDF (whatever its name says). Export or print your document to PDF and upload that."
-        )
-    if result.error in ("timeout", "crashed"):
-        raise ValidationError(
-            "We could not read this PDF in the time allowed. Re-export it (for example with Print to PDF) and try "
-            "again; if it keeps failing, ask a TA."
-        )
-    if result.error:
-        raise ValidationError("This PDF is damaged and cannot be read. Re-export it to PDF and upload it again.")
-    if result.encrypted:
-        raise ValidationError("This PDF is password-protected. Save a copy without a password and upload that.")
-    if not result.pages:
-        raise ValidationError("This PDF has no pages.")
+    problem = refusal(result)
+    if problem:
+        raise ValidationError(problem)
     if exact_pages is not None and result.pages != exact_pages:
         raise ValidationError(
             f"{what[0].upper()}{what[1:]} must be exactly {exact_pages} page; your PDF has {result.pages} pages. "

@@ -333,6 +333,69 @@ def test_ta_confirms_the_winners_and_the_public_page_shows_them(
     grace.assert_clean()
 
 
+def test_student_assembles_her_entry_confirms_the_keys_found_in_her_notebook_and_sees_it_complete(
+    browsers, course, student, tmp_path
+):
+    from labs.entries import services as entry_services
+    from labs.entries.models import EntryKit, LabEntry
+    from tests.labs.entries.conftest import PNG, WAV, code, graded, notebook_bytes
+    from tests.projects.conftest import pdf_bytes
+
+    lab = make_music_lab(course)
+    kit = EntryKit.objects.create(lab=lab, parts=["notebook", "report", "description", "song", "plot"])
+    submission = graded(lab, student)
+    key = "sk-or-v1-" + "a1b2c3d4" * 8
+    files = {
+        "Notebook (.ipynb)": ("lab1.ipynb", notebook_bytes(code(f'OPENROUTER_API_KEY = "{key}"\ntrain()'))),
+        "PDF report": ("report.pdf", pdf_bytes(2)),
+        "Audio recording of the song": ("song.wav", WAV),
+        "Image of the bar plot": ("plot.png", PNG),
+    }
+    for name, data in files.values():
+        (tmp_path / name).write_bytes(data)
+
+    ada = browsers("desktop")
+    page = ada.page
+    ada.sign_in(student)
+    ada.goto(lab_url(lab))
+    page.get_by_role("link", name="Your competition entry").click()
+    page.wait_for_load_state("load")
+    ada.audit()
+    expect(page.locator("main")).to_contain_text("Your entry does not count yet")
+    page.get_by_label("One of your graded submissions").select_option(str(submission.pk))
+    page.get_by_role("button", name="Use this submission").click()
+    page.wait_for_load_state("load")
+    page.get_by_label("Title").fill("Two LSTM layers")
+    page.get_by_label("Description").fill("Two LSTM layers of 512 units, trained for 3000 steps.")
+    page.get_by_role("button", name="Save the write-up").click()
+    page.wait_for_load_state("load")
+    for label, (name, _) in files.items():
+        section = page.locator("section", has=page.get_by_role("heading", name=label, exact=True))
+        section.get_by_label(label).set_input_files(str(tmp_path / name))
+        section.get_by_role("button", name="Upload").click()
+        page.wait_for_load_state("load")
+        expect(page.locator(".messages")).to_contain_text(f"{label} saved.")
+    ada.audit()
+
+    found = page.get_by_role("alert").filter(has_text="held these credentials")
+    expect(found).to_contain_text("cell 1, line 1: value of OPENROUTER_API_KEY (sk-o…)")
+    expect(page.locator("main")).to_contain_text("confirmation that the keys found in the notebook are revoked")
+    assert key not in page.content()
+    ada.shot("1-keys-found-in-her-notebook")
+    page.get_by_role("button", name="I have revoked these keys").click()
+    page.wait_for_load_state("load")
+    expect(page.locator("main")).to_contain_text("Your entry is complete.")
+    expect(page.locator("main")).to_contain_text("You confirmed they are revoked.")
+    ada.shot("2-her-entry-is-complete")
+    ada.assert_fits_the_screen()
+    ada.assert_clean()
+
+    entry = LabEntry.objects.get(lab=lab, member=student)
+    assert entry.submission == submission and entry.title == "Two LSTM layers"
+    assert sorted(entry.files.values_list("part", flat=True)) == ["notebook", "plot", "report", "song"]
+    assert entry_services.completeness(entry, kit).complete
+
+
 def test_judge_reads_a_rendered_notebook_scores_the_entry_and_the_ta_sees_the_rounds_results(
     browsers, viewport, course, ta, judge, student, student2
 ):

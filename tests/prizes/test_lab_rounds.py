@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ from prizes.models import Conflict, Entry, JudgeAssignment, Prize, Score
 from prizes.selectors import compute_winners
 from tests.conftest import make_member
 from tests.factories import make_music_lab
-from tests.labs.entries.conftest import code, html_output, notebook_bytes, upload
+from tests.labs.entries.conftest import PDF, PNG, WAV, code, html_output, notebook_bytes, upload
 from tests.prizes.conftest import make_round, rubric
 
 pytestmark = pytest.mark.django_db
@@ -163,6 +164,60 @@ def test_a_judge_reads_the_entry_with_its_public_metrics_songs_write_up_and_note
     lab.private_released_at = timezone.now()
     lab.save()
     assert "2.3456" in page(client, course, round, entry).content.decode()  # released: the private split too
+
+
+def test_the_judges_page_plays_the_song_shows_the_bar_plot_and_links_the_report_with_the_staffs_headers(
+    course, lab, judge, student, student2, ta, login
+):
+    EntryKit.objects.filter(lab=lab).update(parts=["description", "song", "plot", "report"])
+    now = timezone.now()
+    for member in (student, student2):
+        _entry(lab, member)
+        for part, name, data in (("song", "s.wav", WAV), ("plot", "p.png", PNG), ("report", "r.pdf", PDF)):
+            entry_services.attach_file(lab=lab, member=member, part=part, upload=upload(name, data), at=now)
+    round = make_round(course, title="Best song", kind="lab", lab=lab, opens=1, closes=5)
+    services.add_lab_entries(round=round, actor=None)
+    JudgeAssignment.objects.create(round=round, judge=judge, conflicts_declared_at=now)
+    entry = round.entries.get(member=student)
+    lab_entry = entry.lab_entry
+    judges, staff = Client(), Client()
+    judges.force_login(judge.user)
+    staff.force_login(ta.user)
+
+    def file_url(part, *, judging=True):
+        if judging:
+            return reverse("prizes:entry_file", args=[course.slug, round.pk, entry.pk, part])
+        return reverse("labs:entry_file", args=[course.slug, lab.slug, lab_entry.pk, part])
+
+    body = page(judges, course, round, entry).content.decode()
+    assert f'<source src="{file_url("song")}?inline=1" type="audio/wav">' in body
+    assert f'<img src="{file_url("plot")}?inline=1" alt="The entry\'s bar plot' in body
+    assert f'<a href="{file_url("report")}">download the report</a>' in body
+    staff_page = staff.get(reverse("labs:staff_entry", args=[course.slug, lab.slug, lab_entry.pk])).content.decode()
+    assert f'<source src="{file_url("song", judging=False)}?inline=1" type="audio/wav">' in staff_page
+    assert f'<img src="{file_url("plot", judging=False)}?inline=1"' in staff_page
+
+    for part, content_type, data in (("song", "audio/wav", WAV), ("plot", "image/png", PNG)):
+        shown = [judges.get(f"{file_url(part)}?inline=1"), staff.get(f"{file_url(part, judging=False)}?inline=1")]
+        for response in shown:
+            assert response.status_code == 200 and b"".join(response.streaming_content) == data
+            assert response["Content-Type"] == content_type
+            assert response["Content-Disposition"].startswith("inline;")
+            assert response["X-Content-Type-Options"] == "nosniff"
+            assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
+            assert response["Cache-Control"] == "private, no-store"
+    for response in (judges.get(f"{file_url('report')}?inline=1"), judges.get(f"{file_url('description')}?inline=1")):
+        assert response.status_code == 404  # a PDF has no inline form, nor has a text part any file
+    report = judges.get(file_url("report"))
+    assert report["Content-Type"] == "application/octet-stream" and report["Content-Disposition"].startswith(
+        "attachment;"
+    )
+
+    Conflict.objects.create(judge=judge, entry=entry)
+    assert judges.get(f"{file_url('song')}?inline=1").status_code == 403
+    classmate = login(student2)
+    assert classmate.get(f"{file_url('plot', judging=False)}?inline=1").status_code == 404
+    assert classmate.get(f"{file_url('plot')}?inline=1").status_code == 403
 
 
 def test_the_judge_scores_the_entry_from_its_page(course, lab_round, judge, student, login):
@@ -323,3 +378,49 @@ def test_a_round_entry_cannot_exist_without_her_lab_entry(course, lab, student):
     round = make_round(course, title="Best song", kind="lab", lab=lab, opens=1, closes=5)
     with pytest.raises(IntegrityError), transaction.atomic():
         Entry.objects.create(round=round, member=student, submission=_graded(lab, student, public=1, private=1))
+
+
+def test_a_metric_prize_reads_the_entered_submission_as_the_leaderboard_counts_it_and_says_so(
+    course, lab, lab_round, judge, judge2, student, student2, ta, client
+):
+    round, criteria = lab_round
+    hers, his = round.entries.get(member=student), round.entries.get(member=student2)
+    _judge_and_close(round, criteria, judge, judge2, {hers: 5, his: 2})
+    now = timezone.now()
+    lab.private_released_at, lab.frozen_at = now, now
+    lab.save()
+    # After the freeze her entered submission was graded again, better: the board does not count that result.
+    Evaluation.objects.create(
+        submission=hers.lab_entry.submission, status=EvaluationStatus.SUCCEEDED, finished_at=now + timedelta(minutes=1),
+        public_score=0.5, private_score=0.5,
+    )  # fmt: skip
+    # Her final choice on the board is another submission; the entry names its own, and that is what is scored.
+    final = _graded(lab, student, public=0.1, private=0.1)
+    Evaluation.objects.filter(submission=final).update(finished_at=now - timedelta(minutes=1))
+    Submission.objects.filter(pk=final.pk).update(is_final=True)
+    # His entered submission arrived late.
+    Submission.objects.filter(pk=his.lab_entry.submission_id).update(late=True)
+    prize = Prize.objects.create(
+        course=course, title="Best bits per character", category="round", round=round, places=2, ranking="metric"
+    )
+
+    computation = compute_winners(prize=prize)
+    assert [(w.member_id, w.score) for w in computation.winners] == [(student.pk, pytest.approx(2.3456))]
+    left_out = next(c for c in computation.candidates if c.member_id == student2.pk)
+    assert left_out.reasons == ["No metric."]
+    assert prize.ranking_statement == (
+        "Ranked by the lab's metric on the private split. The metric is the entered submission's result as the "
+        "leaderboard counts it (the newest evaluation by the freeze, of the ranked device class; late work left out)."
+    )
+
+    prize.counts_late_work = True
+    prize.save()
+    computation = compute_winners(prize=prize)
+    assert [(w.member_id, w.score) for w in computation.winners] == [
+        (student2.pk, pytest.approx(1.4)),
+        (student.pk, pytest.approx(2.3456)),
+    ]
+    services.confirm_awards(prize=prize, actor=ta.user)
+    page = client.get(reverse("prizes_winners", args=[course.slug])).content.decode()
+    assert "the entered submission&#x27;s result as the leaderboard counts it" in page
+    assert "late work included" in page

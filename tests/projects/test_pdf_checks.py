@@ -8,8 +8,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from courses import pdfcheck
 from grader.limited_child import ChildLimits
-from projects import pdfcheck, services
+from projects import services
 from projects.services import uploads
 from tests.canary import assert_no_canary, plant_canaries, record_child_environments
 from tests.projects.conftest import pdf_bytes, pdf_upload
@@ -32,9 +33,9 @@ def test_the_checker_runs_as_a_module_and_prints_json(tmp_path):
     path = tmp_path / "three.pdf"
     path.write_bytes(pdf_bytes(3))
     out = subprocess.run(
-        [sys.executable, "-m", "projects.pdfcheck", str(path)], capture_output=True, cwd=ROOT, check=True
+        [sys.executable, "-m", "courses.pdfcheck", str(path)], capture_output=True, cwd=ROOT, check=True
     )
-    assert json.loads(out.stdout) == {"pages": 3, "encrypted": False, "error": None}
+    assert json.loads(out.stdout) == {"pages": 3, "encrypted": False, "active": [], "error": None}
 
 
 def test_a_one_page_review_is_accepted(deadlines, student):
@@ -70,6 +71,14 @@ def test_a_file_that_is_not_a_pdf_under_a_pdf_name_is_refused(deadlines, student
         review(student, upload)
 
 
+def test_slides_with_javascript_are_refused_by_the_same_rule_as_entry_reports(deadlines, student):
+    from tests.courses.test_pdfcheck import pdf_with_javascript
+
+    upload = SimpleUploadedFile("review.pdf", pdf_with_javascript())
+    with pytest.raises(ValidationError, match="This PDF carries JavaScript"):
+        review(student, upload)
+
+
 def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(deadlines, student, monkeypatch):
     monkeypatch.setattr(uploads, "check_pdf", lambda path: pytest.fail("an oversized file must not be parsed"))
     upload = SimpleUploadedFile("huge.pdf", b"%PDF-1.4\n" + b"0" * (uploads.MAX_PDF_BYTES + 1))
@@ -83,7 +92,7 @@ def run_instead(monkeypatch, probe_args: list[str], **overrides):
     runs = []
 
     def stand_in(module, args, *, limits: ChildLimits, **kwargs):
-        assert module == "projects.pdfcheck"
+        assert module == "courses.pdfcheck"
         runs.append(real(PROBE, probe_args, limits=replace(limits, **overrides), **kwargs))
         return runs[-1]
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from labs.entries.models import EntryKit
 from labs.models import Evaluation, EvaluationStatus, Submission
 from tests.factories import make_music_lab
+from tests.projects.conftest import pdf_bytes
 
 
 def graded(lab, member, *, status=EvaluationStatus.SUCCEEDED):
@@ -48,7 +49,7 @@ WAV = (
     + b"\x10\x00\x00\x00\x01\x00\x01\x00\x22\x56\x00\x00\x44\xac\x00\x00\x02\x00\x10\x00data\x00\x00\x00\x00"
 )
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF = pdf_bytes(1)
 
 
 @pytest.fixture

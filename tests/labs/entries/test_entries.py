@@ -7,14 +7,18 @@ from datetime import timedelta
 import nbformat
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 
+from courses import pdfcheck
 from courses.models import Deadline, Extension
 from labs.entries import services
 from labs.entries.models import EntryFile, LabEntry
 from labs.models import EvaluationStatus
+from tests.courses.test_pdfcheck import pdf_with_javascript, zip_with_pdf_header
 from tests.labs.entries.conftest import PDF, PNG, WAV, code, graded, html_output, notebook_bytes, upload, zip_pdf
+from tests.projects.conftest import pdf_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -27,15 +31,27 @@ def test_audio_that_is_not_audio_is_refused_by_its_bytes(lab, student):
     assert item.extension == "wav"
 
 
-def test_a_pdf_that_is_a_zip_is_refused(lab, student):
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (zip_pdf, "That file is not a PDF; its contents say otherwise."),
+        (zip_with_pdf_header, "This file is a zip archive with a PDF header in front, not a PDF."),
+        (pdf_with_javascript, "This PDF carries JavaScript, which we do not accept in files others open."),
+        (lambda: pdf_bytes(1, password="secret"), "This PDF is password-protected."),
+        (lambda: pdf_bytes(pdfcheck.MAX_PAGES + 1), f"This PDF has {pdfcheck.MAX_PAGES + 1} pages; at most"),
+    ],
+    ids=["zip", "zip-with-pdf-header", "javascript", "encrypted", "too-many-pages"],
+)
+def test_a_report_that_is_not_a_plain_pdf_is_refused_and_changes_nothing(lab, student, data, message):
+    services.attach_file(lab=lab, member=student, part="report", upload=upload("r.pdf", PDF), at=timezone.now())
+    kept = EntryFile.objects.get()
     with pytest.raises(ValidationError) as refused:
         services.attach_file(
-            lab=lab, member=student, part="report", upload=upload("report.pdf", zip_pdf()), at=timezone.now()
+            lab=lab, member=student, part="report", upload=upload("report.pdf", data()), at=timezone.now()
         )
-    assert "is not a PDF" in refused.value.messages[0]
-    assert not EntryFile.objects.exists()
-    item = services.attach_file(lab=lab, member=student, part="report", upload=upload("r.pdf", PDF), at=timezone.now())
-    assert item.extension == "pdf"
+    assert refused.value.messages[0].startswith(message)
+    assert list(EntryFile.objects.all()) == [kept] and kept.extension == "pdf"
+    assert default_storage.exists(kept.key)
 
 
 def test_another_students_submission_cannot_be_entered(lab, student, student2):
