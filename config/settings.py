@@ -294,6 +294,8 @@ EVALUATION_MAX_ATTEMPTS = int(os.environ.get("EVALUATION_MAX_ATTEMPTS", "3"))
 # Grades to the LMS: a sync the LMS refused in part (or did not answer) runs again this often, this many times.
 LMS_GRADE_SYNC_RETRIES = int(os.environ.get("LMS_GRADE_SYNC_RETRIES", "6"))
 LMS_GRADE_SYNC_RETRY_SECONDS = int(os.environ.get("LMS_GRADE_SYNC_RETRY_SECONDS", "600"))
+# Completions that change by themselves (an evaluation finishing after a release) wait this long for one sync per course.
+LMS_GRADE_SYNC_COALESCE_SECONDS = int(os.environ.get("LMS_GRADE_SYNC_COALESCE_SECONDS", "120"))
 REAPER_INTERVAL_SECONDS = int(os.environ.get("REAPER_INTERVAL_SECONDS", "30"))
 QUEUED_RESEND_AFTER_SECONDS = int(os.environ.get("QUEUED_RESEND_AFTER_SECONDS", "300"))
 CELERY_BEAT_SCHEDULE = {
