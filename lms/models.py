@@ -61,6 +61,10 @@ class Section(models.Model):
     lineitems_url = models.URLField(max_length=500, blank=True)
     ags_scopes = models.JSONField(default=list, blank=True)
     last_launch_at = models.DateTimeField(null=True)
+    # The latest grade sync of the section as a whole, for the staff's page: when it ran, and what failed (empty when
+    # the LMS answered; single scores it refused are kept on their GradeSent).
+    grade_sync_at = models.DateTimeField(null=True, editable=False)
+    grade_sync_error = models.TextField(blank=True, editable=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["deployment", "context_id"], name="one_section_per_context")]

@@ -246,3 +246,32 @@ def test_a_coalesced_sync_that_was_lost_is_asked_for_again(section, monkeypatch,
     with django_capture_on_commit_callbacks(execute=True):
         gradebook.request_sync_soon(course_id=course.pk)
     assert sent == [{"course_id": course.pk, "coalesced": True}]
+
+
+def test_a_section_whose_lms_does_not_answer_is_shown_failed_on_the_staff_page(
+    section, lms, student, ta, client, login
+):
+    from lms.models import Section
+    from tests.e2e.conftest import free_port
+
+    present(student)
+    reachable = section.lineitems_url
+    Section.objects.filter(pk=section.pk).update(lineitems_url=f"http://127.0.0.1:{free_port()}/lineitems/ctx-1")
+    login(student)
+    assert client.get(f"/courses/{section.course.slug}/staff/lms/").status_code == 403
+    [left] = sync_course(course_id=section.course.pk)
+    assert left.startswith(f"{section}: ")
+    section.refresh_from_db()
+    assert section.grade_sync_at is not None and "Connection refused" in section.grade_sync_error
+    login(ta)
+    page = client.get(f"/courses/{section.course.slug}/staff/lms/").content.decode()
+    assert "The last grade sync, " in page and "failed: The LMS did not answer:" in page
+    assert "Connection refused" in page
+    assert lms.scores == [] and not GradeSent.objects.exists()
+
+    Section.objects.filter(pk=section.pk).update(lineitems_url=reachable)
+    assert sync_course(course_id=section.course.pk) == []
+    section.refresh_from_db()
+    assert section.grade_sync_error == ""
+    page = client.get(f"/courses/{section.course.slug}/staff/lms/").content.decode()
+    assert "the LMS took every score" in page and "failed:" not in page
