@@ -36,6 +36,14 @@ if not SECRET_KEY:
     if not DEBUG and not env_bool("ALLOW_INSECURE_SECRET", False):
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = "insecure-development-key-never-used-in-production"  # noqa: S105
+# Fernet keys that encrypt the LMS tool keys stored in the database, newest first (older ones still decrypt, for a
+# rotation). Without one, development derives a key from SECRET_KEY; production refuses to start.
+LMS_KEY_ENCRYPTION_KEYS = env_list("LMS_KEY_ENCRYPTION_KEYS")
+if not LMS_KEY_ENCRYPTION_KEYS and not DEBUG and not env_bool("ALLOW_INSECURE_SECRET", False):
+    raise ImproperlyConfigured(
+        "LMS_KEY_ENCRYPTION_KEYS must be set when DEBUG is off (make one with: python -c "
+        '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())").'
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
