@@ -36,6 +36,14 @@ if not SECRET_KEY:
     if not DEBUG and not env_bool("ALLOW_INSECURE_SECRET", False):
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = "insecure-development-key-never-used-in-production"  # noqa: S105
+# Fernet keys that encrypt the LMS tool keys stored in the database, newest first (older ones still decrypt, for a
+# rotation). Without one, development derives a key from SECRET_KEY; production refuses to start.
+LMS_KEY_ENCRYPTION_KEYS = env_list("LMS_KEY_ENCRYPTION_KEYS")
+if not LMS_KEY_ENCRYPTION_KEYS and not DEBUG and not env_bool("ALLOW_INSECURE_SECRET", False):
+    raise ImproperlyConfigured(
+        "LMS_KEY_ENCRYPTION_KEYS must be set when DEBUG is off (make one with: python -c "
+        '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())").'
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -294,6 +302,8 @@ EVALUATION_MAX_ATTEMPTS = int(os.environ.get("EVALUATION_MAX_ATTEMPTS", "3"))
 # Grades to the LMS: a sync the LMS refused in part (or did not answer) runs again this often, this many times.
 LMS_GRADE_SYNC_RETRIES = int(os.environ.get("LMS_GRADE_SYNC_RETRIES", "6"))
 LMS_GRADE_SYNC_RETRY_SECONDS = int(os.environ.get("LMS_GRADE_SYNC_RETRY_SECONDS", "600"))
+# Completions that change by themselves (an evaluation finishing after a release) wait this long for one sync per course.
+LMS_GRADE_SYNC_COALESCE_SECONDS = int(os.environ.get("LMS_GRADE_SYNC_COALESCE_SECONDS", "120"))
 REAPER_INTERVAL_SECONDS = int(os.environ.get("REAPER_INTERVAL_SECONDS", "30"))
 QUEUED_RESEND_AFTER_SECONDS = int(os.environ.get("QUEUED_RESEND_AFTER_SECONDS", "300"))
 CELERY_BEAT_SCHEDULE = {

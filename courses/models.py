@@ -32,6 +32,8 @@ class Course(models.Model):
     group_size_min = models.PositiveSmallIntegerField(default=1)
     group_size_max = models.PositiveSmallIntegerField(default=4)
     talk_seconds = models.PositiveIntegerField(default=180, help_text="Strict time per proposal presentation.")
+    # When the coalesced grade sync asked for by students' own changes will run; None while none is waiting.
+    grade_sync_due_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from courses import gradebook
 from labs.models import FINAL_STATES, Evaluation, EvaluationStatus, Lab
 from labs.notifications import evaluation_finished
 
@@ -89,7 +90,21 @@ def finish(evaluation_id: int, token: uuid.UUID, status: str, **fields) -> bool:
     )
     if written and status in FINAL_STATES:
         notify(evaluation_id)  # once: notify itself claims notified_at
+        _completion_may_have_changed(evaluation_id)
     return bool(written)
+
+
+def _completion_may_have_changed(evaluation_id: int) -> None:
+    """An evaluation that ends after its lab's private release (a re-run, a late evaluation) may change the student's
+    completion, which the LMS already holds: her course's grades are synced again, coalesced with other changes.
+    Before the release the LMS holds nothing of the lab, and the release itself asks for the sync."""
+    course_id = (
+        Lab.objects.filter(submissions__evaluations__pk=evaluation_id, private_released_at__isnull=False)
+        .values_list("course_id", flat=True)
+        .first()
+    )
+    if course_id is not None:
+        gradebook.request_sync_soon(course_id=course_id)
 
 
 def retry(evaluation: Evaluation, token: uuid.UUID, **fields) -> bool:

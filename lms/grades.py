@@ -205,6 +205,9 @@ def sync_course(*, course_id: int, section_id: int | None = None, actor_id: int 
             result = sync_grades(section=section, actor=actor)
         except (LtiException, requests.RequestException) as exc:
             LOGGER.warning("the LMS of %s did not answer the grade sync: %s", section, exc)
+            Section.objects.filter(pk=section.pk).update(
+                grade_sync_at=timezone.now(), grade_sync_error=f"The LMS did not answer: {str(exc)[:1000]}"
+            )
             audit.record(
                 course=section.course,
                 actor=actor,
@@ -214,5 +217,7 @@ def sync_course(*, course_id: int, section_id: int | None = None, actor_id: int 
             )
             left.append(f"{section}: {str(exc)[:200]}")
             continue
+        refused = f"The LMS refused {len(result.refused)} score(s), listed below." if result.refused else ""
+        Section.objects.filter(pk=section.pk).update(grade_sync_at=timezone.now(), grade_sync_error=refused)
         left.extend(f"{section}: {refused}" for refused in result.refused)
     return left

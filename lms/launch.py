@@ -67,8 +67,10 @@ def _consume_nonce(*, issuer: str, nonce: str) -> bool:
 @require_POST
 def launch(request):
     """Step two: the LMS posts the signed launch; she lands on her course (or the lab the link names), signed in."""
-    message = DjangoMessageLaunch(request, DatabaseToolConf(), launch_data_storage=DjangoCacheDataStorage())
     try:
+        # Over HTTPS the constructor already wants the cookie the login initiation set; a browser that did not keep
+        # it (third-party cookies blocked in the LMS's frame) is refused here, not with a server error.
+        message = DjangoMessageLaunch(request, DatabaseToolConf(), launch_data_storage=DjangoCacheDataStorage())
         claims = message.get_launch_data()
     except LtiException as exc:
         LOGGER.warning("LTI launch refused: %s", exc)

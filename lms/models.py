@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import models
 
 from courses.models import Course, Membership
+from lms import keyring
 
 
 class Registration(models.Model):
@@ -20,6 +21,7 @@ class Registration(models.Model):
         max_length=255,
         help_text="Where the LMS shows its pages (e.g. https://school.instructure.com): it may frame us.",
     )
+    # Encrypted (lms.keyring); read it through ``private_key_pem``.
     tool_private_key = models.TextField(editable=False)
     tool_kid = models.CharField(max_length=64, editable=False, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -29,6 +31,10 @@ class Registration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.issuer} (client {self.client_id})"
+
+    @property
+    def private_key_pem(self) -> str:
+        return keyring.unseal(self.tool_private_key)
 
 
 class Deployment(models.Model):
@@ -61,6 +67,10 @@ class Section(models.Model):
     lineitems_url = models.URLField(max_length=500, blank=True)
     ags_scopes = models.JSONField(default=list, blank=True)
     last_launch_at = models.DateTimeField(null=True)
+    # The latest grade sync of the section as a whole, for the staff's page: when it ran, and what failed (empty when
+    # the LMS answered; single scores it refused are kept on their GradeSent).
+    grade_sync_at = models.DateTimeField(null=True, editable=False)
+    grade_sync_error = models.TextField(blank=True, editable=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["deployment", "context_id"], name="one_section_per_context")]

@@ -8,6 +8,7 @@ from django.db import transaction
 from courses import audit
 from courses.models import Course, Role
 from courses.roles import role_of_actor
+from lms import keyring
 from lms.models import Deployment, Registration
 from lms.tool import new_key_pair
 
@@ -47,7 +48,7 @@ def register_deployment(
     if registration is None:
         private_key, kid = new_key_pair()
         registration = Registration.objects.create(
-            issuer=issuer, client_id=client_id, tool_private_key=private_key, tool_kid=kid, **endpoints
+            issuer=issuer, client_id=client_id, tool_private_key=keyring.seal(private_key), tool_kid=kid, **endpoints
         )
     elif any(getattr(registration, name) != value for name, value in endpoints.items()):
         raise ValidationError(

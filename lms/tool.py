@@ -14,7 +14,7 @@ from lms.models import Deployment, Registration
 
 
 def new_key_pair() -> tuple[str, str]:
-    """A fresh RSA key (PEM, unencrypted: it lives in the database like the other secrets) and its JWK thumbprint."""
+    """A fresh RSA key (PEM, to be sealed by ``lms.keyring`` before it is stored) and its JWK thumbprint."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -23,7 +23,7 @@ def new_key_pair() -> tuple[str, str]:
 
 
 def public_jwk(registration: Registration) -> dict:
-    jwk = json.loads(JWK.from_pem(registration.tool_private_key.encode()).export_public())
+    jwk = json.loads(JWK.from_pem(registration.private_key_pem.encode()).export_public())
     return {**jwk, "kid": registration.tool_kid, "alg": "RS256", "use": "sig"}
 
 
@@ -33,8 +33,9 @@ def tool_jwks() -> dict:
 
 
 def as_lti_registration(registration: Registration) -> LtiRegistration:
+    private_pem = registration.private_key_pem
     public_pem = (
-        serialization.load_pem_private_key(registration.tool_private_key.encode(), password=None)
+        serialization.load_pem_private_key(private_pem.encode(), password=None)
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
@@ -46,7 +47,7 @@ def as_lti_registration(registration: Registration) -> LtiRegistration:
         .set_auth_login_url(registration.auth_login_url)
         .set_auth_token_url(registration.auth_token_url)
         .set_key_set_url(registration.key_set_url)
-        .set_tool_private_key(registration.tool_private_key)
+        .set_tool_private_key(private_pem)
         .set_tool_public_key(public_pem)
     )
 

@@ -219,6 +219,7 @@ def test_deploy_check_is_clean_with_production_settings(tmp_path):
     env.update(
         DEBUG="0",
         SECRET_KEY="".join(secrets.choice(alphabet) for _ in range(50)),
+        LMS_KEY_ENCRYPTION_KEYS="6uhHPmavvLdVeDCt4Il3NwbT6oV6t3TXhYoEzkvc8jY=",
         ALLOWED_HOSTS="example.org",
         SECURE_HTTPS="1",
         VAR_DIR=str(tmp_path),

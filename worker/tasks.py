@@ -85,13 +85,20 @@ def llm_style_score(self, evaluation_id: int) -> str:
 
 
 @shared_task(name="worker.tasks.sync_lms_grades", bind=True, ignore_result=True, acks_late=True)
-def sync_lms_grades(self, course_id: int, section_id: int | None = None, actor_id: int | None = None) -> int:
+def sync_lms_grades(
+    self, course_id: int, section_id: int | None = None, actor_id: int | None = None, coalesced: bool = False
+) -> int:
     """Sends the course's changed grades to its LMS sections; while the LMS refuses a score or does not answer, the
     task runs again later (``LMS_GRADE_SYNC_RETRIES`` times, ``LMS_GRADE_SYNC_RETRY_SECONDS`` apart). Scores sent
-    already are not sent twice, so a rerun does no harm."""
+    already are not sent twice, so a rerun does no harm. ``coalesced``: the one sync students' own changes asked for
+    (``courses.gradebook.request_sync_soon``)."""
     from django.conf import settings
 
+    from courses import gradebook
     from lms.grades import sync_course
+
+    if coalesced and not self.request.retries:
+        gradebook.coalesced_sync_started(course_id=course_id)
 
     left = sync_course(course_id=course_id, section_id=section_id, actor_id=actor_id)
     if left:

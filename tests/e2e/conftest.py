@@ -4,6 +4,7 @@ sandbox."""
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -86,15 +87,25 @@ class WorkerProcess:
 
 
 class WebProcess:
-    """The site under gunicorn on a loopback port, against the same database and broker as the workers."""
+    """The site under gunicorn on a loopback port, against the same database and broker as the workers. With
+    ``tls`` (a certificate and its key), it answers HTTPS at https://localhost:<port> instead."""
 
-    def __init__(self, log_path: Path, *, workers: int = 1, threads: int = 4, **env):
+    def __init__(
+        self, log_path: Path, *, workers: int = 1, threads: int = 4, tls: tuple[Path, Path] | None = None, **env
+    ):
         self.log_path = log_path
-        self.url = f"http://127.0.0.1:{free_port()}"
+        port = free_port()
+        self.url = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
+        self._tls_context = None
+        tls_args = []
+        if tls:
+            tls_args = ["--certfile", str(tls[0]), "--keyfile", str(tls[1])]
+            self._tls_context = ssl.create_default_context(cafile=str(tls[0]))
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", self.url.removeprefix("http://")]
-                + ["--workers", str(workers), "--threads", str(threads), "--timeout", "120"],
+                [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}"]
+                + ["--workers", str(workers), "--threads", str(threads), "--timeout", "120"]
+                + tls_args,
                 cwd=REPO,
                 env=worker_env(**env),
                 stdout=log,
@@ -105,7 +116,9 @@ class WebProcess:
     def wait_ready(self) -> None:
         def answers() -> bool:
             try:
-                urllib.request.urlopen(f"{self.url}/api/openapi.json", timeout=2)  # noqa: S310 - loopback
+                urllib.request.urlopen(  # noqa: S310 - loopback
+                    f"{self.url}/api/openapi.json", timeout=2, context=self._tls_context
+                )
                 return True
             except OSError:
                 return self.process.poll() is not None  # died: stop waiting, the assertion below says so

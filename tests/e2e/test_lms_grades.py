@@ -2,6 +2,7 @@
 the score to the LMS on loopback, and a score the LMS refuses is sent again by the task's retry, never by a web
 request."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -57,3 +58,44 @@ def test_a_release_sends_the_lab_score_from_the_worker_and_a_refusal_is_retried(
     wait_for(lambda: syncs.count() > before, timeout=60, what="the staff's sync")
     assert syncs.order_by("-pk").first().after == {"sent": 0, "unchanged": 1, "refused": 0}
     assert len(lms.scores) == 1
+
+
+def test_completions_changing_by_themselves_after_the_release_reach_the_lms_in_one_sync(
+    section,  # noqa: F811
+    lms,  # noqa: F811
+    student,
+    student2,
+    ta,
+    settings,
+    start_worker,
+):
+    from labs import lifecycle
+    from lms.models import LmsIdentity
+    from tests.lms.test_grade_sync import finishing
+
+    course = section.course
+    LmsIdentity.objects.create(
+        registration=section.deployment.registration, subject="lms-student-2", user=student2.user
+    )
+    lab = make_music_lab(course)
+    late = [finishing(lab, member, number=1) for member in (student, student2)]  # still grading at the release
+    Deadline.objects.filter(pk=lab.deadline_id).update(due_at=timezone.now() - timedelta(days=1))
+    start_worker()
+    syncs = course.audit_entries.filter(action="lms.grades.sync")
+    services.release_private(lab=lab, actor=ta.user)
+    wait_for(lambda: syncs.exists(), timeout=60, what="the release's sync")
+    assert sorted((s["userId"], s["scoreGiven"]) for s in lms.scores) == [("lms-student", 0), ("lms-student-2", 0)]
+
+    # The grading worker ends both evaluations, one twice over (a re-run), within the coalescing window.
+    settings.LMS_GRADE_SYNC_COALESCE_SECONDS = 3
+    for evaluation, token in late:
+        assert lifecycle.finish(evaluation.pk, token, "succeeded")
+    rerun, token = finishing(lab, student, number=2)
+    assert lifecycle.finish(rerun.pk, token, "succeeded")
+    wait_for(lambda: syncs.count() == 2, timeout=60, what="the coalesced sync")
+    assert syncs.order_by("-pk").first().after == {"sent": 2, "unchanged": 0, "refused": 0}
+    assert sorted((s["userId"], s["scoreGiven"]) for s in lms.scores[2:]) == [("lms-student", 1), ("lms-student-2", 1)]
+    time.sleep(5)  # longer than the window: no second sync follows
+    assert syncs.count() == 2
+    course.refresh_from_db()
+    assert course.grade_sync_due_at is None

@@ -82,7 +82,10 @@ class _Launch(LTIAdvantageMessageLaunchAbstract):
             f'<input type="hidden" name="{name}" value="{html.escape(launch_data[name])}">'
             for name in ("id_token", "state")
         )
-        return f'<form method="post" action="{html.escape(launch_data["launch_url"])}">{fields}</form>'
+        return (
+            f'<form method="post" action="{html.escape(launch_data["launch_url"])}">{fields}</form>'
+            "<script>document.forms[0].submit()</script>"
+        )
 
 
 class LoopbackLms:
@@ -102,6 +105,7 @@ class LoopbackLms:
         self._deep_link_requests: dict[str, dict] = {}
         self._seen_response_nonces: set[str] = set()
         self._pending: dict[str, dict] = {}
+        self._pages: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -160,6 +164,34 @@ class LoopbackLms:
         login = _Login(None, _Conf(registration=self.registration(deployment_id)))
         login.set_lti_message_hint(hint=hint)
         return login.initiate_login(sub)
+
+    # --- the LMS's own pages, as a browser sees them --------------------------------------------------------------
+    def page(self, body: str) -> str:
+        """A page of this LMS with ``body``; returns its address."""
+        path = f"/pages/{next(self._ids)}"
+        self._pages[path] = (
+            f'<!doctype html><html lang="en"><head><title>LMS course</title></head><body>{body}</body></html>'
+        )
+        return self.base_url + path
+
+    def embedding_page(self, start_url: str) -> str:
+        """The LMS's course page showing the tool in a frame, as Canvas and Moodle do: the login initiation is posted
+        into the frame by a form the page submits itself."""
+        url = urlsplit(start_url)
+        fields = "".join(
+            f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
+            for name, value in parse_qsl(url.query)
+        )
+        action = html.escape(url._replace(query="").geturl())
+        return self.page(
+            '<h1>LMS course</h1><iframe name="tool" title="Course tool" width="1100" height="800"></iframe>'
+            f'<form id="launch" method="post" target="tool" action="{action}">{fields}</form>'
+            '<script>document.getElementById("launch").submit()</script>'
+        )
+
+    def framing_page(self, src: str) -> str:
+        """A page of this LMS that frames ``src`` directly."""
+        return self.page(f'<iframe name="tool" title="Course tool" src="{html.escape(src)}"></iframe>')
 
     def _authorize(self, query: dict) -> tuple[int, str]:
         pending = self._pending.get(query.get("lti_message_hint", ""))
@@ -305,6 +337,8 @@ class LoopbackLms:
                 query = dict(parse_qsl(url.query))
                 if url.path == "/jwks":
                     return self._answer(200, {"keys": [Registration.get_jwk(lms.public_key)]})
+                if url.path in lms._pages:
+                    return self._answer(200, lms._pages[url.path], "text/html")
                 if url.path == "/auth":
                     status, page = lms._authorize(query)
                     return self._answer(status, page, "text/html")

@@ -166,3 +166,112 @@ def test_the_project_posts_an_explicit_pass_or_fail_once_shown_to_her(section, l
     passed = lms.scores[-1]
     assert (passed["scoreGiven"], passed["scoreMaximum"], passed["comment"]) == (1, 1, "pass")
     assert passed["timestamp"] > fail["timestamp"]
+
+
+def finishing(lab, member, *, number: int = 1):
+    """A queued evaluation of an on-time submission of hers, claimed by a grading worker: finish() ends it."""
+    from datetime import timedelta
+
+    from labs import lifecycle
+    from labs.models import Evaluation, Submission
+
+    submission = Submission.objects.create(
+        lab=lab,
+        member=member,
+        number=number,
+        storage_prefix=f"p/{member.pk}/{number}",
+        files=[],
+        sha256=f"{member.pk}-{number}",
+        size=1,
+        received_at=timezone.now() - timedelta(hours=1),
+    )
+    evaluation = Evaluation.objects.create(submission=submission)
+    return evaluation, lifecycle.claim(evaluation.pk, worker="grader-1")
+
+
+def test_evaluations_ending_after_the_release_ask_for_one_sync_of_the_course(
+    section, student, student2, ta, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from celery import current_app
+
+    from labs import lifecycle
+    from labs.models import Lab
+    from tests.factories import make_music_lab
+    from worker.tasks import sync_lms_grades
+
+    settings.LMS_GRADE_SYNC_COALESCE_SECONDS = 90
+    course = section.course
+    sent = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, **kw: sent.append((kw["kwargs"], kw.get("countdown"))))
+    lab = make_music_lab(course)
+    before, token = finishing(lab, student, number=9)
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.finish(before.pk, token, "succeeded")
+    assert sent == []  # before the release the LMS holds nothing of the lab
+    Lab.objects.filter(pk=lab.pk).update(private_released_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        for number, (member, status) in enumerate(((student, "succeeded"), (student2, "failed"), (student, "error"))):
+            evaluation, token = finishing(lab, member, number=number + 1)
+            assert lifecycle.finish(evaluation.pk, token, status)
+    assert sent == [({"course_id": course.pk, "coalesced": True}, 90)]
+    course.refresh_from_db()
+    assert course.grade_sync_due_at is not None
+
+    # The sync begins: a change from then on asks for the next one.
+    sync_lms_grades.apply(kwargs={"course_id": course.pk, "coalesced": True}, throw=True)
+    course.refresh_from_db()
+    assert course.grade_sync_due_at is None
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluation, token = finishing(lab, student2, number=77)
+        lifecycle.finish(evaluation.pk, token, "succeeded")
+    assert sent[1:] == [({"course_id": course.pk, "coalesced": True}, 90)]
+
+
+def test_a_coalesced_sync_that_was_lost_is_asked_for_again(section, monkeypatch, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from celery import current_app
+
+    from courses import gradebook
+    from courses.models import Course
+
+    course = section.course
+    sent = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, **kw: sent.append(kw["kwargs"]))
+    Course.objects.filter(pk=course.pk).update(grade_sync_due_at=timezone.now() - timedelta(minutes=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        gradebook.request_sync_soon(course_id=course.pk)
+    assert sent == []  # one is waiting, recently due: the worker may be just starting it
+    Course.objects.filter(pk=course.pk).update(grade_sync_due_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        gradebook.request_sync_soon(course_id=course.pk)
+    assert sent == [{"course_id": course.pk, "coalesced": True}]
+
+
+def test_a_section_whose_lms_does_not_answer_is_shown_failed_on_the_staff_page(
+    section, lms, student, ta, client, login
+):
+    from lms.models import Section
+    from tests.e2e.conftest import free_port
+
+    present(student)
+    reachable = section.lineitems_url
+    Section.objects.filter(pk=section.pk).update(lineitems_url=f"http://127.0.0.1:{free_port()}/lineitems/ctx-1")
+    login(student)
+    assert client.get(f"/courses/{section.course.slug}/staff/lms/").status_code == 403
+    [left] = sync_course(course_id=section.course.pk)
+    assert left.startswith(f"{section}: ")
+    section.refresh_from_db()
+    assert section.grade_sync_at is not None and "Connection refused" in section.grade_sync_error
+    login(ta)
+    page = client.get(f"/courses/{section.course.slug}/staff/lms/").content.decode()
+    assert "The last grade sync, " in page and "failed: The LMS did not answer:" in page
+    assert "Connection refused" in page
+    assert lms.scores == [] and not GradeSent.objects.exists()
+
+    Section.objects.filter(pk=section.pk).update(lineitems_url=reachable)
+    assert sync_course(course_id=section.course.pk) == []
+    section.refresh_from_db()
+    assert section.grade_sync_error == ""
+    page = client.get(f"/courses/{section.course.slug}/staff/lms/").content.decode()
+    assert "the LMS took every score" in page and "failed:" not in page

@@ -128,3 +128,26 @@ def test_a_learner_launch_never_opens_a_staff_account_by_its_address(deployed, l
     fields = signed_launch(lms, client, deployment_id="dep-1", sub="evil", email=user.email)
     assert client.post("/lti/launch/", fields).status_code == 403
     assert "_auth_user_id" not in client.session
+
+
+def test_a_launch_over_https_whose_browser_kept_no_cookie_is_refused_with_a_message(deployed, lms, client, student):
+    fields = signed_launch(lms, client, deployment_id="dep-1", sub="u1", email=student.user.email)
+    client.cookies.clear()  # third-party cookies blocked in the LMS's frame: the login's cookies never come back
+    answer = client.post("/lti/launch/", fields, secure=True)
+    assert answer.status_code == 400
+    assert b"could not be verified" in answer.content
+    assert "_auth_user_id" not in client.session and not LmsIdentity.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "claim, value", [("iss", "https://another-lms.example"), ("nonce", "never-issued-by-the-tool")]
+)
+def test_a_launch_naming_another_issuer_or_a_nonce_the_tool_never_issued_is_refused(
+    deployed, lms, client, student, claim, value
+):
+    fields = signed_launch(lms, client, deployment_id="dep-1", sub="u1", email=student.user.email)
+    claims = jwt.decode(fields["id_token"], options={"verify_signature": False})
+    claims[claim] = value  # signed by the real LMS's key: only the claim is wrong
+    answer = client.post("/lti/launch/", {**fields, "id_token": lms.sign(claims)})
+    assert answer.status_code == 400
+    assert "_auth_user_id" not in client.session and not LmsIdentity.objects.exists()

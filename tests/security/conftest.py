@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from labs.models import Lab
+from lms.keyring import seal
 from lms.models import Deployment as LmsDeployment
 from lms.models import Registration as LmsRegistration
 from lms.models import Section
@@ -389,7 +390,7 @@ def _project_world(course, student, student2, ta, judge, now) -> dict:
         auth_token_url="https://lms.example/token",
         key_set_url="https://lms.example/jwks",
         frame_origin="https://lms.example",
-        tool_private_key=tool_key,
+        tool_private_key=seal(tool_key),
         tool_kid=tool_kid,
     )
     deployment = LmsDeployment.objects.create(registration=lms_registration, deployment_id="d1", course=course)
