@@ -7,7 +7,7 @@ The child side is this module run as a program: it lowers its own resource limit
 as ``__main__``, so the parser never runs unlimited. Limits are set in the child rather than in a ``preexec_fn``
 because a ``preexec_fn`` is unsafe once the parent (a web or worker process) runs threads.
 
-The address-space cap (``RLIMIT_AS``) suits these parsers, which load no CUDA or torch; the grading sandbox uses
+No socket of the child connects anywhere. The address-space cap (``RLIMIT_AS``) suits these parsers, which load no CUDA or torch; the grading sandbox uses
 cgroups instead. Only the standard library is imported here.
 """
 
@@ -217,6 +217,18 @@ def _lower_limit(which: int, value: int) -> None:
     resource.setrlimit(which, (value, value))
 
 
+def _no_network() -> None:
+    """No parser run here has a reason to reach the network (a notebook's external image, a PDF's link, an XML
+    entity): every socket of this process refuses to connect or send, whatever library asks."""
+    import socket
+
+    def refuse(*_args, **_kwargs):
+        raise OSError("no network in a limited child")
+
+    for method in ("connect", "connect_ex", "sendto", "sendmsg"):
+        setattr(socket.socket, method, refuse)
+
+
 USAGE = "usage: python -m grader.limited_child --cpu N --memory BYTES --fsize BYTES --nofile N -- MODULE [ARGS...]"
 
 
@@ -245,6 +257,7 @@ def enter(argv: list[str]) -> None:
     for flag, which in names.items():
         _lower_limit(which, numbers[flag])
     _lower_limit(resource.RLIMIT_CORE, 0)
+    _no_network()
     sys.argv = list(rest)
     runpy.run_module(rest[0], run_name="__main__", alter_sys=True)
 

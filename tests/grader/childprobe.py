@@ -7,6 +7,7 @@ burn            burn CPU forever
 allocate BYTES  allocate BYTES of memory
 flood OUT ERR   write ERR bytes to stderr, then OUT bytes to stdout
 write PATH      write one byte to the file PATH
+connect PORT    connect to 127.0.0.1:PORT and send a byte; print what happened
 """
 
 import json
@@ -36,6 +37,17 @@ def spin() -> None:
         os._exit(0)
     print(json.dumps({"pid": os.getpid(), "descendant": descendant}), flush=True)
     burn()
+
+
+def connect(port: int) -> None:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"x")
+        print(json.dumps({"connected": True}))
+    except OSError as exc:
+        print(json.dumps({"connected": False, "error": str(exc)}))
 
 
 def burn() -> None:
@@ -79,5 +91,7 @@ if __name__ == "__main__":
         flood(int(rest[0]), int(rest[1]))
     elif command == "write":
         write(rest[0])
+    elif command == "connect":
+        connect(int(rest[0]))
     else:
         sys.exit(f"unknown command {command!r}")

@@ -160,3 +160,17 @@ def test_a_child_cannot_write_a_single_byte_to_a_file_under_a_zero_file_size_lim
 def test_limits_that_would_mean_unlimited_or_nothing_are_refused(bad):
     with pytest.raises(ValueError):
         replace(LIMITS, **bad)
+
+
+def test_a_child_cannot_connect_to_a_listening_port_nor_send_it_a_byte():
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(2)
+        done = probe("connect", str(server.getsockname()[1]))
+        reply = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        assert reply == {"connected": False, "error": "no network in a limited child"}
+        with pytest.raises(TimeoutError):
+            server.accept()
