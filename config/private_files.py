@@ -19,9 +19,9 @@ from pathlib import Path
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
-# The files of ``var/`` that hold secrets: the key ``./dev demo`` writes and the embedded default's databases, with
+# The files of ``var/`` that hold secrets: the keys ``./dev demo`` writes and the embedded default's databases, with
 # the journals SQLite keeps beside them (it gives those the mode of the database file).
-SECRET_FILES = ("secret_key",)
+SECRET_FILES = ("secret_key", "lms_key")
 DATABASE_FILES = ("db.sqlite3", "broker.sqlite3")
 SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 PRIVATE_STORAGE = "private"
