@@ -262,6 +262,8 @@ def world(course, student, student2, ta, judge, outsider):
         "part": "notebook",
         "api:submission": submission.pk,
         "courses:extension_revoke": extension.pk,
+        "courses:roster_member": student.pk,
+        "courses:roster_remove": student.pk,
     }
     values.update(_project_world(course, student, student2, ta, judge, now))
     values.update(_lab_round_world(course, lab, lab_entry, judge, now))
