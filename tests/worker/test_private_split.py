@@ -283,3 +283,97 @@ def test_a_canary_in_lab_3s_hidden_texts_is_nowhere_the_student_can_see(
     for place, text in everything_she_sees().items():
         assert canary not in text, f"Lab 3's hidden texts reached her {place} once private scores were released"
     assert login(student2).get(result_url).status_code == 404
+
+
+# ------------------------------------------------------------------------------------ a failed run
+# In place of the grader, a program that reads the hidden data in the box and says it every way it can: on stdout,
+# in a traceback on stderr, and in its rejection's message, under one of the grader's own codes.
+QUOTING_GRADER = """
+import json, os, sys, traceback
+print("ready", flush=True)
+job = json.loads(sys.stdin.readline())
+manifest = json.load(open(os.path.join(job["data"], "manifest.json")))
+hidden = open(os.path.join(job["data"], manifest["splits"]["private"]["file"])).read()
+tune = next(line for line in hidden.splitlines() if line.startswith("T:"))
+print(hidden, flush=True)
+try:
+    raise ValueError(f"could not score {tune}")
+except ValueError:
+    traceback.print_exc()
+print(json.dumps({"status": "rejected", "error": {"code": __CODE__, "message": tune}}), flush=True)
+result = {
+    "schema": 1, "lab": "music", "grader_version": "1.0.0",
+    "dataset": {"name": manifest["name"], "hash": __HASH__},
+    "device_class": "cpu", "seed": 0, "status": "rejected",
+    "error": {"code": __CODE__, "message": f"{__PREFIX__}{tune}"},
+    "metrics": {}, "primary": None, "tiebreak": None, "groups": None, "samples": [], "details": {},
+    "artifact": {}, "timings": {"check_s": 0.01, "evaluate_s": None, "total_s": 0.02},
+}
+json.dump(result, open(os.path.join(job["out"], "result.json"), "w"))
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize(
+    "code, prefix, shown",
+    [
+        # A check's code: its message would be shown, but it quotes a hidden tune.
+        ("bad_config", "config.json is wrong near ", "The grader rejected your files (bad_config)"),
+        # Raised while her model ran on the hidden data: the grader's fixed words, whatever the message said.
+        ("non_finite_outputs", "", "are not finite"),
+    ],
+)
+def test_a_failed_run_shows_her_nothing_the_grader_read_of_the_hidden_data(
+    code, prefix, shown, course, student, canary, client, login, settings, tmp_path, monkeypatch
+):
+    from tests.security.test_hostile_boxes import hostile_grader
+    from worker.sandbox.bubblewrap import BubblewrapSandbox
+
+    settings.WORKER_CACHE_DIR = tmp_path / "cache"
+    settings.SANDBOX_PREWARM = False
+    settings.EVALUATION_MAX_ATTEMPTS = 1
+    lab = make_music_lab(course, dataset=register_dataset(planted_dataset(tmp_path / "hidden", canary)))
+    program = (
+        QUOTING_GRADER.replace("__CODE__", repr(code))
+        .replace("__HASH__", repr(lab.dataset.manifest_hash))
+        .replace("__PREFIX__", repr(prefix))
+    )
+    box = BubblewrapSandbox(
+        grader_dir=hostile_grader(tmp_path / "quoting", program),
+        cgroup_parent=f"grader-sandbox-{canary[:20]}",
+        staging_root="/run/grader-sandbox",
+    )
+    monkeypatch.setattr(grading, "_sandbox", box)
+    key = token_for(student)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    posted = client.post(reverse("api:submissions", args=[lab.slug]), artifact_files(save_lstm(tmp_path / "a")), **auth)
+    assert posted.status_code == 201, posted.content
+    submission = Submission.objects.get(pk=posted.json()["id"])
+    evaluation = submission.evaluations.get()
+
+    assert grading.grade(evaluation.pk) == "failed"
+    evaluation.refresh_from_db()
+    assert evaluation.error_code == code and shown in evaluation.error_message
+    # The box did read the planted tunes and said so: the staff's log has every word of it.
+    assert evaluation.staff_log.count(canary) >= 3
+    assert evaluation.log_tail.startswith("Refused in ") and f"Reason: {code}" in evaluation.log_tail
+    assert "Not shown: " in evaluation.log_tail
+
+    seen = {"log tail": evaluation.log_tail, "message": evaluation.error_message}
+    seen["api list"] = client.get(reverse("api:submissions", args=[lab.slug]), **auth).content.decode()
+    detail = client.get(reverse("api:submission", args=[submission.pk]), **auth)
+    assert detail.json()["evaluation"]["error"]["code"] == code
+    seen["api detail"] = detail.content.decode()
+    browser = login(student)
+    args = [course.slug, lab.slug]
+    page = browser.get(reverse("labs:submission", args=[*args, submission.pk])).content.decode()
+    assert "<summary>Log tail</summary>" in page and shown in page
+    seen["submission page"] = page
+    seen["lab page"] = browser.get(reverse("labs:lab", args=args)).content.decode()
+    seen["her submissions"] = browser.get(reverse("labs:mine", args=args)).content.decode()
+    assert browser.get(reverse("labs:result_file", args=[*args, submission.pk])).status_code == 404
+    from django.core import mail
+
+    seen["mail"] = "\n".join(f"{m.subject}\n{m.body}" for m in mail.outbox)
+    for place, text in seen.items():
+        assert canary not in text, f"the hidden data the box read reached her {place}"
