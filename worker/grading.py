@@ -193,7 +193,7 @@ def grade(evaluation_id: int) -> str:
         outcome = run_in_sandbox(running, lab, heartbeat, marks)
         if heartbeat.lost.is_set():
             return "claim-lost"
-        verdict = classify_outcome(lab, evaluation, outcome, job_dir / "out", job_dir)
+        verdict = classify_outcome(lab, evaluation, outcome, job_dir / "out", job_dir, data_dir=data_dir)
         marks["classified"] = time.monotonic()
     except (DatasetUnavailable, SandboxUnavailable, SandboxStartFailed, OSError) as exc:
         log.exception("evaluation %s: platform fault before grading", evaluation_id)

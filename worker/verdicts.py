@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.errors import EXIT_OK, EXIT_REJECTED
+from grader.errors import EXIT_OK, EXIT_REJECTED, HIDDEN_DATA_REASONS, REJECTION_CODES
 from grader.labs.llm import FLUENCY_GATES_KEY
 from grader.registry import get_lab, out_of_range
 from grader.result import parse_result
@@ -78,6 +78,39 @@ def _public_summary(line: str, declared: set[str]) -> dict | None:
     return {"status": "ok", "public": public}
 
 
+def _measured(outcome: Outcome, result: dict, done: str) -> list[str]:
+    """What the worker measured of a run and the grader's version, device and timings (numbers only)."""
+    timings = result.get("timings") or {}
+
+    def seconds(key: str) -> str:
+        value = timings.get(key)
+        return "n/a" if not isinstance(value, (int, float)) or isinstance(value, bool) else f"{value:.2f} s"
+
+    return [
+        f"{done} in {outcome.duration_s:.1f} s in the sandbox (exit code {outcome.exit_code}).",
+        f"Grader {str(result.get('grader_version', ''))[:40]} on {str(result.get('device_class', ''))[:120]}: "
+        f"artifact checked in {seconds('check_s')}, evaluated in {seconds('evaluate_s')}, "
+        f"{seconds('total_s')} in all.",
+    ]
+
+
+def _output_lines(outcome: Outcome) -> list[str]:
+    return [
+        line
+        for line in (outcome.stdout_tail + "\n" + outcome.stderr_tail).splitlines()
+        if line.strip() and line.strip() != "ready"
+    ]
+
+
+def _not_shown(count: int) -> list[str]:
+    if not count:
+        return []
+    return [
+        f"Not shown: {count} line{'s' if count != 1 else ''} of the grader's output, kept for the staff only "
+        "(diagnostics may quote the hidden data)."
+    ]
+
+
 def student_log(outcome: Outcome, result: dict) -> str:
     """The log of a successful run that its student sees: what the worker measured and the grader's summary.
 
@@ -85,33 +118,89 @@ def student_log(outcome: Outcome, result: dict) -> str:
     the libraries it calls) is read while the hidden data is loaded, and any line of it might quote a hidden tune,
     image name or answer: it stays in the staff's log, and she is told how much of it there is.
     """
-    timings = result.get("timings") or {}
-
-    def seconds(key: str) -> str:
-        value = timings.get(key)
-        return "n/a" if value is None else f"{value:.2f} s"
-
-    lines = [
-        f"Graded in {outcome.duration_s:.1f} s in the sandbox (exit code {outcome.exit_code}).",
-        f"Grader {str(result.get('grader_version', ''))[:40]} on {str(result.get('device_class', ''))[:120]}: "
-        f"artifact checked in {seconds('check_s')}, evaluated in {seconds('evaluate_s')}, "
-        f"{seconds('total_s')} in all.",
-    ]
+    lines = _measured(outcome, result, "Graded")
     other = 0
-    for line in (outcome.stdout_tail + "\n" + outcome.stderr_tail).splitlines():
-        if not line.strip() or line.strip() == "ready":
-            continue
+    for line in _output_lines(outcome):
         summary = _public_summary(line, set((result.get("metrics") or {}).get("public") or {}))
         if summary is None:
             other += 1
         else:
             lines.append("Summary: " + json.dumps(summary, sort_keys=True, allow_nan=False))
-    if other:
-        lines.append(
-            f"Not shown: {other} line{'s' if other != 1 else ''} of the grader's output, kept for the staff only "
-            "(diagnostics may quote the hidden data)."
-        )
-    return sanitise("\n".join(lines), STUDENT_LOG_BYTES)
+    return sanitise("\n".join(lines + _not_shown(other)), STUDENT_LOG_BYTES)
+
+
+def failed_log(outcome: Outcome, result: dict, code: str) -> str:
+    """The log of a run that failed by her fault, as she sees it: what the worker measured and the grader's code.
+
+    The box's stdout and stderr are never shown to her: the grader writes them with the hidden data open (a
+    traceback's lines, a library's warning or an exception's message may quote it), and no lab runs code of hers in
+    the box, so no line of it is hers to read. They stay in the staff's log; she is told how many lines there are.
+    """
+    lines = _measured(outcome, result, "Refused")
+    lines.append(f"Reason: {code} (the message above says what to change).")
+    return sanitise("\n".join(lines + _not_shown(len(_output_lines(outcome)))), STUDENT_LOG_BYTES)
+
+
+# A message of the box is not shown to the student when any run of this many characters of it is in a hidden file.
+QUOTE_WINDOW = 16
+HIDDEN_TEXT_MAX_BYTES = 32 * 1024 * 1024
+
+
+def hidden_texts(data_dir: Path) -> list[str]:
+    """The text of the dataset's hidden split files (those its manifest's splits name), as far as it is text."""
+    from grader.dataset import load_manifest
+
+    manifest = load_manifest(data_dir, verify=False)
+    names: set[str] = set()
+
+    def collect(value) -> None:
+        if isinstance(value, str) and value in manifest.files:
+            names.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    collect(manifest.splits)
+    texts, budget = [], HIDDEN_TEXT_MAX_BYTES
+    for name in sorted(names):
+        raw = manifest.file(name).read_bytes()[:budget]
+        budget -= len(raw)
+        texts.append(raw.decode("utf-8", "replace"))
+        if budget <= 0:
+            break
+    return texts
+
+
+def quotes_hidden(text: str, data_dir: Path | None) -> bool:
+    """Whether ``text`` quotes the hidden splits of the dataset in ``data_dir`` (QUOTE_WINDOW characters of them)."""
+    if data_dir is None or len(text) < QUOTE_WINDOW:
+        return False
+    corpus = hidden_texts(data_dir)
+    windows = {text[i : i + QUOTE_WINDOW] for i in range(len(text) - QUOTE_WINDOW + 1)}
+    return any(window.strip() and window in hidden for window in windows for hidden in corpus)
+
+
+def rejection_fields(error: dict, staff_log: str, *, job_dir: Path, data_dir: Path | None) -> dict:
+    """What a rejection shows her: the grader's declared code and its message, or fixed words in its place.
+
+    A rejection raised while her model ran on the hidden data is told in the grader's fixed words for its code; the
+    message of any other is shown unless it quotes a hidden file. The staff's log keeps the message as written.
+    """
+    code = str(error.get("code"))
+    written = str(error.get("message") or "")
+    message = sanitise(written, 2000, job_dir=job_dir).strip()
+    if code in HIDDEN_DATA_REASONS:
+        message = HIDDEN_DATA_REASONS[code]
+    elif not message or quotes_hidden(message, data_dir):
+        message = f"The grader rejected your files ({code}); the staff have its full message."
+    return {
+        "error_code": code,
+        "error_message": message,
+        "staff_log": sanitise(f"{staff_log}\n--- the grader's message ---\n{written[:4000]}", STAFF_LOG_BYTES),
+    }
 
 
 def read_judge_inputs(out_dir: Path) -> dict | None:
@@ -204,8 +293,13 @@ def base_model_sha256(result: dict) -> str:
     return digest[:64] if isinstance(digest, str) else ""
 
 
-def classify_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: Path, job_dir: Path) -> Verdict:
-    """Classify per the design: succeeded, failed (the student's fault) or error (the platform's, retried)."""
+def classify_outcome(
+    lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir: Path, job_dir: Path, *, data_dir: Path | None = None
+) -> Verdict:
+    """Classify per the design: succeeded, failed (the student's fault) or error (the platform's, retried).
+
+    ``data_dir``: the hidden dataset the box was given, against which a rejection's message is screened.
+    """
     refused = {
         name: reason
         for report in (outcome.details.get("output") or {}).values()
@@ -236,6 +330,12 @@ def classify_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir
         graded_on = base_model_sha256(result)
         if lab.base_model_id and result["status"] == "ok" and graded_on != lab.base_model.config_sha256:
             raise ValueError("result names another base model than the lab's")
+        rejection = result.get("error") or {}
+        if result["status"] == "rejected" and rejection.get("code") not in REJECTION_CODES:
+            raise ValueError(
+                f"a rejection under a code the grader does not declare: {str(rejection.get('code'))[:64]!r}; "
+                f"its message: {str(rejection.get('message'))[:2000]!r}"
+            )
     except FileNotFoundError:
         return Verdict(
             EvaluationStatus.ERROR,
@@ -249,7 +349,7 @@ def classify_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir
             EvaluationStatus.ERROR,
             {
                 **base,
-                "staff_log": sanitise(f"{staff_log}\n--- result refused ---\n{str(exc)[:300]}", STAFF_LOG_BYTES),
+                "staff_log": sanitise(f"{staff_log}\n--- result refused ---\n{str(exc)[:2400]}", STAFF_LOG_BYTES),
                 "error_code": "bad_result",
                 "error_message": "The grader's result was refused (the staff have the details).",
             },
@@ -297,15 +397,10 @@ def classify_outcome(lab: Lab, evaluation: Evaluation, outcome: Outcome, out_dir
             },
         )
     if outcome.exit_code == EXIT_REJECTED and result["status"] == "rejected":
-        error = result.get("error") or {}
+        fields = rejection_fields(result["error"], staff_log, job_dir=job_dir, data_dir=data_dir)
         return Verdict(
             EvaluationStatus.FAILED,
-            {
-                **common,
-                "error_code": str(error.get("code", "rejected"))[:60],
-                "error_message": str(error.get("message", "The grader rejected the artifact."))[:2000],
-                "log_tail": sanitise(outcome.stderr_tail, STUDENT_LOG_BYTES, job_dir=job_dir),
-            },
+            {**common, **fields, "log_tail": failed_log(outcome, result, fields["error_code"])},
         )
     error = result.get("error") or {}
     return Verdict(

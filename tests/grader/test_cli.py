@@ -295,3 +295,16 @@ def test_the_cli_module_runs_as_python_dash_m(tmp_path):
     assert proc.returncode == 0
     for command in ("prepare-data", "train-reference", "check", "evaluate", "serve-one"):
         assert command in proc.stdout
+
+
+def test_every_code_the_grader_rejects_under_is_declared():
+    """The worker shows a failed run only under a declared code; a code raised but not declared would be refused."""
+    import re
+
+    from grader.errors import HIDDEN_DATA_REASONS, REJECTION_CODES
+
+    raised = set()
+    for path in (REPO / "grader").rglob("*.py"):
+        raised |= set(re.findall(r'Rejected\(\s*"([a-z0-9_]+)"', path.read_text()))
+    assert raised and raised <= REJECTION_CODES, sorted(raised - REJECTION_CODES)
+    assert set(HIDDEN_DATA_REASONS) <= REJECTION_CODES

@@ -134,6 +134,78 @@ def test_a_successful_runs_log_shows_her_only_what_the_worker_vouches_for(graded
     assert verdict.fields["staff_log"].count(hidden) == 2
 
 
+def _rejected(lab, code, message):
+    return _valid_result(
+        lab, status="rejected", error={"code": code, "message": message}, metrics={}, primary=None, tiebreak=None
+    )
+
+
+def test_a_failed_runs_log_shows_her_only_what_the_worker_measured_and_the_graders_code(
+    graded_lab, submission, tmp_path
+):
+    hidden = "T:The Hidden Reel of the private split"
+    _write(tmp_path / "out", json.dumps(_rejected(graded_lab, "non_finite_weights", "fc.bias holds NaN values.")))
+    stdout = f"ready\n{hidden}\n" + json.dumps({"status": "rejected", "error": {"code": "x", "message": hidden}})
+    stderr = f'Traceback (most recent call last):\n  File "/job/data/x.py", line 1\nValueError: {hidden}\n'
+    verdict = grading.classify_outcome(
+        graded_lab, submission.evaluations.get(), _outcome(3, stdout=stdout, stderr=stderr), tmp_path / "out", tmp_path
+    )
+    assert verdict.status == "failed" and verdict.fields["error_code"] == "non_finite_weights"
+    assert verdict.fields["error_message"] == "fc.bias holds NaN values."
+    assert verdict.fields["log_tail"] == (
+        "Refused in 1.0 s in the sandbox (exit code 3).\n"
+        "Grader 1.0.0 on cpu: artifact checked in 0.10 s, evaluated in 0.80 s, 1.00 s in all.\n"
+        "Reason: non_finite_weights (the message above says what to change).\n"
+        "Not shown: 5 lines of the grader's output, kept for the staff only (diagnostics may quote the hidden data)."
+    )
+    assert verdict.fields["staff_log"].count(hidden) == 3 and "fc.bias holds NaN" in verdict.fields["staff_log"]
+
+
+def test_a_rejections_message_that_quotes_the_hidden_data_is_not_shown(graded_lab, submission, tmp_path):
+    from worker.datasets import cached_dataset
+
+    data_dir = cached_dataset(graded_lab.dataset)
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    tune = (data_dir / manifest["splits"]["private"]["file"]).read_text().split("K:")[1][:40]
+    _write(tmp_path / "out", json.dumps(_rejected(graded_lab, "bad_config", f"cannot read K:{tune}")))
+    verdict = grading.classify_outcome(
+        graded_lab, submission.evaluations.get(), _outcome(3), tmp_path / "out", tmp_path, data_dir=data_dir
+    )
+    assert verdict.status == "failed" and verdict.fields["error_code"] == "bad_config"
+    assert tune not in verdict.fields["error_message"] + verdict.fields["log_tail"]
+    assert (
+        verdict.fields["error_message"]
+        == "The grader rejected your files (bad_config); the staff have its full message."
+    )
+    assert tune in verdict.fields["staff_log"]
+    # The same message about her own files, quoting nothing hidden, is hers to read.
+    _write(tmp_path / "out", json.dumps(_rejected(graded_lab, "bad_config", "config.json lacks 'vocab'.")))
+    verdict = grading.classify_outcome(
+        graded_lab, submission.evaluations.get(), _outcome(3), tmp_path / "out", tmp_path, data_dir=data_dir
+    )
+    assert verdict.fields["error_message"] == "config.json lacks 'vocab'."
+
+
+def test_a_rejection_on_the_hidden_data_is_told_in_the_graders_fixed_words(graded_lab, submission, tmp_path):
+    _write(tmp_path / "out", json.dumps(_rejected(graded_lab, "non_finite_outputs", "NaN on T:Hidden Reel")))
+    verdict = grading.classify_outcome(
+        graded_lab, submission.evaluations.get(), _outcome(3), tmp_path / "out", tmp_path
+    )
+    assert verdict.status == "failed"
+    assert verdict.fields["error_message"] == verdicts.HIDDEN_DATA_REASONS["non_finite_outputs"]
+    assert "Hidden Reel" in verdict.fields["staff_log"]
+
+
+def test_a_rejection_under_a_code_the_grader_does_not_declare_is_a_refused_result(graded_lab, submission, tmp_path):
+    _write(tmp_path / "out", json.dumps(_rejected(graded_lab, "made_up", "T:Hidden Reel")))
+    verdict = grading.classify_outcome(
+        graded_lab, submission.evaluations.get(), _outcome(3), tmp_path / "out", tmp_path
+    )
+    assert verdict.status == "error" and verdict.retry and verdict.fields["error_code"] == "bad_result"
+    assert "Hidden Reel" not in verdict.fields["error_message"] and "log_tail" not in verdict.fields
+    assert "'made_up'" in verdict.fields["staff_log"] and "Hidden Reel" in verdict.fields["staff_log"]
+
+
 @pytest.mark.parametrize(
     "payload, reason",
     [
