@@ -21,16 +21,16 @@ from pylti1p3.assignments_grades import AssignmentsGradesService
 from pylti1p3.exception import LtiException
 from pylti1p3.grade import Grade
 from pylti1p3.lineitem import LineItem as LtiLineItem
-from pylti1p3.service_connector import ServiceConnector
 
 from courses import audit
 from lms.models import GradeSent, LineItem, LmsIdentity, Section
-from lms.tool import as_lti_registration
+from lms.tool import every_page, service_connector
 from projects.completion import FAIL, PASS, completion_rows
 
 LOGGER = logging.getLogger(__name__)
 PROJECT_KEY = "project"
 SCORE_MAXIMUM = 1
+LINEITEM_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
 
 
 @dataclass
@@ -58,20 +58,45 @@ def column_line_item(key: str, label: str) -> LtiLineItem:
     return LtiLineItem().set_tag(key).set_resource_id(key).set_label(label).set_score_maximum(SCORE_MAXIMUM)
 
 
-def _service(section: Section) -> AssignmentsGradesService:
-    connector = ServiceConnector(as_lti_registration(section.deployment.registration))
-    return AssignmentsGradesService(connector, {"scope": section.ags_scopes, "lineitems": section.lineitems_url})
+class GradeService(AssignmentsGradesService):
+    """pylti1p3's grade service, with a plain create: the sync reads the LMS's line items once, every page of them,
+    and makes only the ones missing (pylti1p3's find-or-create reads them all again for each)."""
+
+    def create_lineitem(self, line_item: LtiLineItem) -> LtiLineItem:
+        if not self.can_create_lineitem():
+            raise LtiException("Can't create lineitem: Missing required scope")
+        answer = self._service_connector.make_service_request(
+            self._service_data["scope"],
+            self._service_data["lineitems"],
+            is_post=True,
+            data=line_item.get_value(),
+            content_type=LINEITEM_MEDIA_TYPE,
+            accept=LINEITEM_MEDIA_TYPE,
+        )
+        if not isinstance(answer["body"], dict):
+            raise LtiException("The LMS answered the new line item with something else than a line item.")
+        return LtiLineItem(answer["body"])
 
 
-def line_items(*, section: Section, service: AssignmentsGradesService) -> dict[str, LineItem]:
-    """The section's line item per key, made in the LMS only when neither we nor the LMS have it (found by its tag,
-    so a sync that was cut off after the LMS made one does not make a second)."""
+def _service(section: Section) -> GradeService:
+    connector = service_connector(section.deployment.registration)
+    return GradeService(connector, {"scope": section.ags_scopes, "lineitems": section.lineitems_url})
+
+
+def line_items(*, section: Section, service: GradeService) -> dict[str, LineItem]:
+    """The section's line item per key, made in the LMS only when neither we nor the LMS have it: the LMS's are found
+    by their tag on any page of its list, so a sync that was cut off after the LMS made one does not make a second."""
     wanted = grade_columns(section.course)
     found = {item.key: item for item in section.line_items.all()}
-    for key, label in wanted.items():
-        if key in found:
-            continue
-        remote = service.find_or_create_lineitem(column_line_item(key, label), find_by="tag")
+    missing = {key: label for key, label in wanted.items() if key not in found}
+    if not missing:
+        return found
+    listed: dict[str, LtiLineItem] = {}
+    for item in every_page(service.get_lineitems_page, section.lineitems_url):
+        if item.get("tag") in missing:
+            listed.setdefault(item["tag"], LtiLineItem(item))
+    for key, label in missing.items():
+        remote = listed.get(key) or service.create_lineitem(column_line_item(key, label))
         found[key], _ = LineItem.objects.get_or_create(
             section=section,
             key=key,

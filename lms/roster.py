@@ -8,9 +8,9 @@ them; and nothing the LMS says lowers a member who is staff of the course.
 
 from dataclasses import dataclass, field
 
+from django.db import transaction
 from django.db.models.functions import Lower
 from pylti1p3.names_roles import NamesRolesProvisioningService
-from pylti1p3.service_connector import ServiceConnector
 
 from courses import audit
 from courses.models import STAFF_ROLES, Membership, Role
@@ -18,7 +18,7 @@ from courses.roles import role_of_actor
 from courses.roster import RosterResult, import_roster
 from lms.identities import holds_staff_role, link, role_from_lms, roster_csv
 from lms.models import Section
-from lms.tool import as_lti_registration
+from lms.tool import every_page, service_connector
 
 
 @dataclass
@@ -30,15 +30,18 @@ class SyncResult:
 
 
 def lms_members(section: Section) -> list[dict]:
-    connector = ServiceConnector(as_lti_registration(section.deployment.registration))
+    """The section's whole LMS roster, every page of it; a page the LMS does not answer fails the whole list."""
+    connector = service_connector(section.deployment.registration)
     service = NamesRolesProvisioningService(connector, {"context_memberships_url": section.memberships_url})
-    return service.get_members()
+    return every_page(service.get_members_page, section.memberships_url)
 
 
 def sync_roster(*, section: Section, actor, apply_staff_roles: bool = False) -> SyncResult:
     """Imports the section's LMS roster into its course. ``apply_staff_roles``: the instructor confirmed that the
     LMS's TAs and instructors become the course's; without her (or without that confirmation) they are listed in
-    ``staff_to_confirm`` and left out."""
+    ``staff_to_confirm`` and left out. The whole roster is read before anything changes, and then imported in one
+    transaction: a page the LMS does not answer, or a row the import refuses, leaves the course as it was."""
+    people = lms_members(section)
     course = section.course
     authority = role_of_actor(course=course, actor=actor)
     apply_staff = apply_staff_roles and authority == Role.INSTRUCTOR
@@ -50,7 +53,7 @@ def sync_roster(*, section: Section, actor, apply_staff_roles: bool = False) -> 
     }
     result = SyncResult()
     rows, subjects, confirmed_staff = [], {}, set()
-    for person in lms_members(section):
+    for person in people:
         email = (person.get("email") or "").strip().lower()
         label = email or person.get("name") or person.get("user_id", "?")
         if person.get("status", "Active") != "Active":
@@ -73,22 +76,23 @@ def sync_roster(*, section: Section, actor, apply_staff_roles: bool = False) -> 
         subjects[email] = person["user_id"]
         if role in STAFF_ROLES:
             confirmed_staff.add(email)
-    if rows:
-        result.roster = import_roster(course=course, data=roster_csv(rows), actor=actor)
-    _link_identities(section=section, subjects=subjects, confirmed_staff=confirmed_staff)
-    audit.record(
-        course=course,
-        actor=actor,
-        action="lms.roster.sync",
-        target=str(section)[:200],
-        after={
-            "created": len(result.roster.created),
-            "updated": len(result.roster.updated),
-            "unchanged": len(result.roster.unchanged),
-            "staff_to_confirm": len(result.staff_to_confirm),
-            "skipped": len(result.skipped),
-        },
-    )
+    with transaction.atomic():
+        if rows:
+            result.roster = import_roster(course=course, data=roster_csv(rows), actor=actor)
+        _link_identities(section=section, subjects=subjects, confirmed_staff=confirmed_staff)
+        audit.record(
+            course=course,
+            actor=actor,
+            action="lms.roster.sync",
+            target=str(section)[:200],
+            after={
+                "created": len(result.roster.created),
+                "updated": len(result.roster.updated),
+                "unchanged": len(result.roster.unchanged),
+                "staff_to_confirm": len(result.staff_to_confirm),
+                "skipped": len(result.skipped),
+            },
+        )
     return result
 
 

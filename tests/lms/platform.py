@@ -2,18 +2,22 @@
 
 lti1p3platform signs the launches (the OIDC authorization step and the id_token) and issues the OAuth2 access tokens;
 its grade and roster services are only outlines, so this LMS completes them: a membership container, line items
-(listed, filtered, created) and scores, each behind a checked bearer token of the right scope. It also checks what
-the package leaves out: the launch's redirect_uri is the registered one, and a client assertion names this token
-endpoint as its audience.
+(listed, filtered, created) and scores, each behind a checked bearer token of the right scope and the media types the
+services define (406 for a request that does not accept them, 415 for a body of another type). Lists are paged on
+cue (``page_size``) with an RFC 8288 ``Link: <...>; rel="next"`` header whose cursor is opaque and mixed-case, as
+Canvas's ``page=bookmark:...`` is; a page can be made to fail (``failing_page``). It also checks what the package
+leaves out: the launch's redirect_uri is the registered one, and a client assertion names this token endpoint as its
+audience.
 """
 
+import base64
 import html
 import itertools
 import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -30,7 +34,25 @@ INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 TEACHING_ASSISTANT = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+LINEITEM_READ_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
 SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+MEMBERSHIP_CONTAINER = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+LINEITEM_CONTAINER = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+LINEITEM = "application/vnd.ims.lis.v2.lineitem+json"
+SCORE = "application/vnd.ims.lis.v1.score+json"
+
+
+def _media_types(value: str | None) -> list[str]:
+    return [part.split(";")[0].strip().lower() for part in (value or "").split(",") if part.strip()]
+
+
+def _cursor(offset: int) -> str:
+    return "bookmark:" + base64.urlsafe_b64encode(json.dumps([offset]).encode()).decode()
+
+
+def _offset(cursor: str) -> int:
+    [offset] = json.loads(base64.urlsafe_b64decode(cursor.removeprefix("bookmark:").encode()))
+    return int(offset)
 
 
 def _key_pair() -> tuple[str, str]:
@@ -101,6 +123,9 @@ class LoopbackLms:
         self.line_items: dict[str, list[dict]] = {}
         self.scores: list[dict] = []
         self.refuse_scores = False
+        self.page_size: int | None = None  # roster and line item lists: all at once unless set
+        self.failing_page: int | None = None  # the page (1, 2, ...) of a list that answers 503
+        self.requests: list[tuple[str, str]] = []  # (method, path and query) of each service request
         self.placed: list[dict] = []
         self._deep_link_requests: dict[str, dict] = {}
         self._seen_response_nonces: set[str] = set()
@@ -282,40 +307,80 @@ class LoopbackLms:
             return 400, {"error": "invalid_client", "error_description": str(exc)}
         return 200, dict(answer)
 
-    def _allowed(self, headers, scope: str) -> bool:
+    def _allowed(self, headers, *scopes: str) -> bool:
         token = (headers.get("Authorization") or "").removeprefix("Bearer ")
         try:
-            return _Conf(registration=self.registration()).validate_token(token, allowed_scopes=[scope])
+            return _Conf(registration=self.registration()).validate_token(token, allowed_scopes=list(scopes))
         except (LtiException, jwt.PyJWTError):
             return False
 
-    def _service(self, method: str, path: str, query: dict, headers, body: bytes) -> tuple[int, object]:
+    def _paged(self, path: str, query: dict, items: list, media_type: str) -> tuple[int, object, dict]:
+        """One page of ``items``; a next page is named by the Link header, with the request's other parameters."""
+        if self.page_size is None:
+            return 200, items, {"Content-Type": media_type}
+        try:
+            offset = _offset(query["page"]) if "page" in query else 0
+        except (ValueError, TypeError, json.JSONDecodeError):
+            return 400, {"error": "unknown page"}, {}
+        if self.failing_page is not None and offset // self.page_size + 1 == self.failing_page:
+            return 503, {"error": "the roster service is busy"}, {}
+        headers = {"Content-Type": media_type}
+        end = offset + self.page_size
+        links = [f'<{self.base_url}{path}?{urlencode({**query, "page": _cursor(offset)})}>; rel="current"']
+        if end < len(items):
+            links.append(f'<{self.base_url}{path}?{urlencode({**query, "page": _cursor(end)})}>; rel="next"')
+        links.append(f'<{self.base_url}{path}?{urlencode({**query, "page": _cursor(0)})}>; rel="first"')
+        headers["Link"] = ",".join(links)
+        return 200, items[offset:end], headers
+
+    def _service(self, method: str, path: str, query: dict, headers, body: bytes) -> tuple[int, object, dict]:
+        self.requests.append((method, path + (f"?{urlencode(query)}" if query else "")))
+        accepts = _media_types(headers.get("Accept"))
+        content_types = _media_types(headers.get("Content-Type"))
         if match := re.fullmatch(r"/memberships/([\w-]+)", path):
+            if method != "GET":
+                return 405, {"error": "method not allowed"}, {}
             if not self._allowed(headers, NRPS_SCOPE):
-                return 401, {"error": "unauthorized"}
-            context_id = match[1]
-            return 200, {
-                "id": self.base_url + path,
-                "context": {"id": context_id},
-                "members": self.members.get(context_id, []),
-            }
+                return 401, {"error": "unauthorized"}, {}
+            if MEMBERSHIP_CONTAINER not in accepts:
+                return 406, {"error": f"this service answers {MEMBERSHIP_CONTAINER} only"}, {}
+            status, members, answer_headers = self._paged(
+                path, query, self.members.get(match[1], []), MEMBERSHIP_CONTAINER
+            )
+            if status != 200:
+                return status, members, answer_headers
+            container = {"id": self.base_url + path, "context": {"id": match[1]}, "members": members}
+            return 200, container, answer_headers
         if match := re.fullmatch(r"/lineitems/([\w-]+)", path):
-            if not self._allowed(headers, LINEITEM_SCOPE):
-                return 401, {"error": "unauthorized"}
             items = self.line_items.setdefault(match[1], [])
             if method == "GET":
-                return 200, [item for item in items if "tag" not in query or item.get("tag") == query["tag"]]
+                if not self._allowed(headers, LINEITEM_SCOPE, LINEITEM_READ_SCOPE):
+                    return 401, {"error": "unauthorized"}, {}
+                if LINEITEM_CONTAINER not in accepts:
+                    return 406, {"error": f"this service answers {LINEITEM_CONTAINER} only"}, {}
+                wanted = [item for item in items if "tag" not in query or item.get("tag") == query["tag"]]
+                return self._paged(path, query, wanted, LINEITEM_CONTAINER)
+            if not self._allowed(headers, LINEITEM_SCOPE):
+                return 401, {"error": "unauthorized"}, {}
+            if content_types != [LINEITEM]:
+                return 415, {"error": f"a line item is sent as {LINEITEM}"}, {}
+            if accepts and LINEITEM not in accepts:
+                return 406, {"error": f"this service answers {LINEITEM} only"}, {}
             item = {**json.loads(body), "id": f"{self.base_url}{path}/{next(self._ids)}"}
             items.append(item)
-            return 201, item
+            return 201, item, {"Content-Type": LINEITEM}
         if match := re.fullmatch(r"/lineitems/([\w-]+)/(\d+)/scores", path):
+            if method != "POST":
+                return 405, {"error": "method not allowed"}, {}
             if not self._allowed(headers, SCORE_SCOPE):
-                return 401, {"error": "unauthorized"}
+                return 401, {"error": "unauthorized"}, {}
+            if content_types != [SCORE]:
+                return 415, {"error": f"a score is sent as {SCORE}"}, {}
             if self.refuse_scores:
-                return 422, {"error": "the gradebook column is locked"}
+                return 422, {"error": "the gradebook column is locked"}, {}
             self.scores.append({"line_item": f"{self.base_url}/lineitems/{match[1]}/{match[2]}", **json.loads(body)})
-            return 200, {}
-        return 404, {"error": "not found"}
+            return 200, {}, {}
+        return 404, {"error": "not found"}, {}
 
     def _handler(self):
         lms = self
@@ -324,10 +389,13 @@ class LoopbackLms:
             def log_message(self, *args):
                 pass
 
-            def _answer(self, status: int, payload, content_type="application/json"):
+            def _answer(self, status: int, payload, content_type="application/json", headers=None):
                 data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                headers = dict(headers or {})
                 self.send_response(status)
-                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Type", headers.pop("Content-Type", content_type))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -342,7 +410,8 @@ class LoopbackLms:
                 if url.path == "/auth":
                     status, page = lms._authorize(query)
                     return self._answer(status, page, "text/html")
-                return self._answer(*lms._service("GET", url.path, query, self.headers, b""))
+                status, payload, headers = lms._service("GET", url.path, query, self.headers, b"")
+                return self._answer(status, payload, headers=headers)
 
             def do_POST(self):  # noqa: N802
                 url = urlsplit(self.path)
@@ -351,7 +420,8 @@ class LoopbackLms:
                     return self._answer(*lms._deep_link_return(dict(parse_qsl(body.decode()))))
                 if url.path == "/token":
                     return self._answer(*lms._token(dict(parse_qsl(body.decode()))))
-                return self._answer(*lms._service("POST", url.path, {}, self.headers, body))
+                status, payload, headers = lms._service("POST", url.path, {}, self.headers, body)
+                return self._answer(status, payload, headers=headers)
 
         return Handler
 
