@@ -275,3 +275,24 @@ def test_a_section_whose_lms_does_not_answer_is_shown_failed_on_the_staff_page(
     assert section.grade_sync_error == ""
     page = client.get(f"/courses/{section.course.slug}/staff/lms/").content.decode()
     assert "the LMS took every score" in page and "failed:" not in page
+
+
+def test_a_resync_finds_its_line_item_on_a_later_page_and_makes_no_duplicate(section, lms, ta):
+    others = [
+        {
+            "id": f"{lms.base_url}/lineitems/ctx-1/{800 + n}",
+            "tag": f"quiz-{n}",
+            "label": f"Quiz {n}",
+            "scoreMaximum": 10,
+        }
+        for n in range(3)
+    ]
+    ours = {"id": f"{lms.base_url}/lineitems/ctx-1/899", "tag": "project", "label": "Final project", "scoreMaximum": 1}
+    lms.line_items["ctx-1"] = [*others, ours]  # ours is on page 2 of 2
+    lms.page_size = 2
+    sync_grades(section=section, actor=ta.user)
+    assert lms.line_items["ctx-1"] == [*others, ours]
+    assert LineItem.objects.get(section=section).url == ours["id"]
+    listing = [query for method, query in lms.requests if method == "GET" and query.startswith("/lineitems/")]
+    assert len(listing) == 2 and "page=bookmark" in listing[1]
+    assert not [query for method, query in lms.requests if method == "POST"]

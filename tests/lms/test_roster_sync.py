@@ -1,8 +1,12 @@
 """Names and Role Provisioning: the LMS's roster imported with the CSV import's rules, from a real LTI platform."""
 
+import pytest
+from pylti1p3.exception import LtiException
+
 from courses.models import Membership, Role
 from lms.models import LmsIdentity
 from lms.roster import sync_roster
+from lms.tool import every_page, next_page_url
 from tests.conftest import make_member
 from tests.lms.platform import LEARNER, TEACHING_ASSISTANT
 
@@ -55,3 +59,49 @@ def test_a_roster_naming_another_courses_member_changes_nothing_of_that_course(
     assert not other_course.audit_entries.exists()
     # Her LMS id is not linked: a staff account elsewhere is not opened by a learner's launch.
     assert not LmsIdentity.objects.filter(subject="o-1").exists()
+
+
+def five_learners():
+    return [person(f"s-{n}", f"learner{n}@uni.example", [LEARNER], name=f"Learner {n}") for n in range(1, 6)]
+
+
+def test_a_roster_over_three_pages_is_imported_whole(section, lms, course, ta):
+    lms.members["ctx-1"] = five_learners()
+    lms.page_size = 2
+    result = sync_roster(section=section, actor=ta.user)
+    assert sorted(result.roster.created) == [f"learner{n}@uni.example" for n in range(1, 6)]
+    pages = [query for method, query in lms.requests if query.startswith("/memberships/")]
+    assert len(pages) == 3 and all("bookmark" in page for page in pages[1:])  # the cursor's case kept
+    assert Membership.objects.filter(course=course, user__email__startswith="learner", role=Role.STUDENT).count() == 5
+    assert LmsIdentity.objects.filter(subject__startswith="s-").count() == 5
+
+
+def test_a_roster_page_that_fails_midway_changes_nothing(section, lms, course, ta, client, login):
+    lms.members["ctx-1"] = five_learners()
+    lms.page_size, lms.failing_page = 2, 2
+    members_before = set(Membership.objects.filter(course=course).values_list("pk", "role"))
+    audit_before = course.audit_entries.count()
+    login(ta)
+    answer = client.post(f"/courses/{course.slug}/staff/lms/sections/{section.pk}/roster/", follow=True)
+    assert b"The LMS did not answer as expected" in answer.content
+    assert set(Membership.objects.filter(course=course).values_list("pk", "role")) == members_before
+    assert not LmsIdentity.objects.filter(subject__startswith="s-").exists()
+    assert course.audit_entries.count() == audit_before
+    lms.failing_page = None
+    assert len(sync_roster(section=section, actor=ta.user).roster.created) == 5
+
+
+def test_a_next_page_is_read_relative_to_its_page_and_never_on_another_site():
+    here = "https://lms.example/memberships/ctx-1"
+    assert next_page_url(here, '<?page=B2>; rel="next"') == here + "?page=B2"
+    assert next_page_url(here, '<https://x.example/a?page=A1>; rel="first"') is None
+    with pytest.raises(LtiException):
+        next_page_url(here, '<https://collector.example/steal?page=2>; rel="next"')
+
+
+def test_a_list_that_comes_back_to_a_page_it_gave_is_an_error_not_a_loop():
+    pages = {"https://lms.example/m": (["a"], "https://lms.example/m?p=2"), "https://lms.example/m?p=2": (["b"], None)}
+    assert every_page(pages.get, "https://lms.example/m") == ["a", "b"]
+    pages["https://lms.example/m?p=2"] = (["b"], "https://lms.example/m")
+    with pytest.raises(LtiException):
+        every_page(pages.get, "https://lms.example/m")
