@@ -7,8 +7,10 @@ names by its ``sub``. A deep-linking launch (the LMS's content-item selection) g
 """
 
 import logging
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.contrib.auth import login
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
@@ -22,7 +24,7 @@ from pylti1p3.exception import LtiException, OIDCException
 
 from courses.permissions import public_view, signed_message_view
 from lms import deep_linking, identities
-from lms.models import Deployment, Section, UsedNonce
+from lms.models import Deployment, Registration, Section, UsedNonce
 from lms.tool import DatabaseToolConf, tool_jwks
 
 LOGGER = logging.getLogger(__name__)
@@ -32,10 +34,53 @@ NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 # Marks the session of a person who came in through an LMS: its cookie must cross sites, its pages may be framed.
 FRAME_ORIGIN_KEY = "lms_frame_origin"
+# The login initiation's parameters, kept by the launch's state for as long as pylti1p3's state cookie lives: a launch
+# whose browser did not keep that cookie is offered the same login in a new window.
+LOGIN_PARAMS = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id", "lti_deployment_id")
+LOGIN_RECORD_SECONDS = 5 * 60
+STATE_COOKIE_PREFIX = "lti1p3-"  # pylti1p3's cookie for a state: lti1p3-<state>, whose value is the state
+COOKIE_BLOCKED = (
+    "Your browser did not keep this site's cookie inside the LMS's page (third-party cookies are blocked there), "
+    "so this launch could not be checked. Open it in a new window, where the sign-in works."
+)
 
 
-def _refused(request, reason: str, status: int = 400):
-    return render(request, "lms/launch_refused.html", {"reason": reason}, status=status)
+def _refused(request, reason: str, status: int = 400, *, new_window_url: str = "", frame_origin: str = ""):
+    response = render(
+        request, "lms/launch_refused.html", {"reason": reason, "new_window_url": new_window_url}, status=status
+    )
+    if frame_origin:
+        response.lms_frame_origin = frame_origin  # lms.middleware lets that LMS, and it alone, frame this page
+    return response
+
+
+def _login_record_key(state: str) -> str:
+    return f"lms-login:{state}"
+
+
+def _remember_login(request, response) -> None:
+    """Keeps, under the state the login just made, its parameters and the registered origin of its LMS."""
+    state = parse_qs(urlsplit(response.get("Location", "")).query).get("state", [""])[0]
+    data = request.POST if request.method == "POST" else request.GET
+    params = {name: data[name] for name in LOGIN_PARAMS if data.get(name)}
+    registration = Registration.objects.filter(issuer=params.get("iss"), client_id=params.get("client_id")).first()
+    if state and registration is not None:
+        record = {"params": params, "frame_origin": registration.frame_origin}
+        cache.set(_login_record_key(state), record, LOGIN_RECORD_SECONDS)
+
+
+def _refused_without_cookie(request):
+    """The refusal of a launch whose browser did not send back the state cookie its login set, or None when the
+    cookie came back (the launch failed for another reason) or the login is not known. The page may be framed by
+    the LMS the login was for, and links to the same login in a new window."""
+    state = request.POST.get("state", "")
+    if not state or request.COOKIES.get(STATE_COOKIE_PREFIX + state) == state:
+        return None
+    record = cache.get(_login_record_key(state))
+    if record is None:
+        return None
+    new_window_url = reverse("lms:login") + "?" + urlencode(record["params"])
+    return _refused(request, COOKIE_BLOCKED, new_window_url=new_window_url, frame_origin=record["frame_origin"])
 
 
 @signed_message_view
@@ -45,12 +90,14 @@ def login_initiation(request):
     """Step one of a launch: the LMS names itself and the person; she is sent to the LMS to sign the launch."""
     try:
         oidc = DjangoOIDCLogin(request, DatabaseToolConf(), launch_data_storage=DjangoCacheDataStorage())
-        return oidc.redirect(request.build_absolute_uri(reverse("lms:launch")))
+        response = oidc.redirect(request.build_absolute_uri(reverse("lms:launch")))
     except (LtiException, OIDCException) as exc:
         LOGGER.warning(
             "LTI login initiation refused: %s (iss=%r)", exc, request.GET.get("iss") or request.POST.get("iss")
         )
         return _refused(request, "This LMS is not registered with this site. Ask your course staff to register it.")
+    _remember_login(request, response)
+    return response
 
 
 def _consume_nonce(*, issuer: str, nonce: str) -> bool:
@@ -74,7 +121,9 @@ def launch(request):
         claims = message.get_launch_data()
     except LtiException as exc:
         LOGGER.warning("LTI launch refused: %s", exc)
-        return _refused(request, "This launch could not be verified. Open the link in your LMS again.")
+        return _refused_without_cookie(request) or _refused(
+            request, "This launch could not be verified. Open the link in your LMS again."
+        )
     deep_link = message.is_deep_link_launch()
     if not deep_link and not message.is_resource_launch():
         return _refused(request, "This kind of LTI message is not supported; use a plain link to the course.")

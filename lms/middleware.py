@@ -12,6 +12,8 @@ _FRAME_ANCESTORS = re.compile(r"frame-ancestors [^;]*")
 class EmbeddedInLmsMiddleware:
     """For a session that began with a launch: ``SameSite=None; Secure`` on the session cookie (the LMS's frame is
     another site, where a Lax cookie is not sent) and ``frame-ancestors`` naming that LMS only, instead of 'none'.
+    The same framing for a launch's refusal that names its LMS (``response.lms_frame_origin``), so that a student
+    whose browser blocks the LMS frame's cookies sees why, and a link out, rather than an empty frame.
 
     Listed above SessionMiddleware, so that it sees the cookie that middleware sets, and above the CSP and
     X-Frame-Options middleware, so that it sees their headers.
@@ -23,7 +25,10 @@ class EmbeddedInLmsMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         session = getattr(request, "session", None)
-        origin = session.get(FRAME_ORIGIN_KEY) if session is not None else None
+        # A launch's refusal names the LMS of that launch; otherwise the session's launch does.
+        origin = getattr(response, "lms_frame_origin", None) or (
+            session.get(FRAME_ORIGIN_KEY) if session is not None else None
+        )
         if not origin:
             return response
         cookie = response.cookies.get(settings.SESSION_COOKIE_NAME)

@@ -3,13 +3,16 @@ misdirected launches are refused."""
 
 import jwt
 import pytest
+import requests
+from bs4 import BeautifulSoup
+from django.test import Client
 
 from courses.models import Membership, Role
 from lms.models import LmsIdentity, Section
 from tests.conftest import make_member
 from tests.factories import make_music_lab
 from tests.lms.conftest import signed_launch
-from tests.lms.platform import INSTRUCTOR, LoopbackLms
+from tests.lms.platform import INSTRUCTOR, LoopbackLms, launch_form
 
 
 def test_the_jwks_publishes_the_key_the_registration_signs_with(deployed, client):
@@ -130,13 +133,46 @@ def test_a_learner_launch_never_opens_a_staff_account_by_its_address(deployed, l
     assert "_auth_user_id" not in client.session
 
 
-def test_a_launch_over_https_whose_browser_kept_no_cookie_is_refused_with_a_message(deployed, lms, client, student):
+def test_a_framed_launch_whose_browser_kept_no_cookie_is_explained_in_the_frame_with_a_way_out(
+    deployed, lms, client, course, student
+):
     fields = signed_launch(lms, client, deployment_id="dep-1", sub="u1", email=student.user.email)
     client.cookies.clear()  # third-party cookies blocked in the LMS's frame: the login's cookies never come back
     answer = client.post("/lti/launch/", fields, secure=True)
     assert answer.status_code == 400
-    assert b"could not be verified" in answer.content
+    assert b"third-party cookies are blocked" in answer.content
     assert "_auth_user_id" not in client.session and not LmsIdentity.objects.exists()
+    # The LMS of this launch, and no other site, may frame the refusal.
+    policy = answer["Content-Security-Policy"]
+    assert f"frame-ancestors {lms.base_url};" in policy and "'none'" not in policy.split("frame-ancestors")[1][:20]
+    assert "X-Frame-Options" not in answer
+    # Its link opens the same login in a new window, where the cookie is first-party and the launch goes through.
+    page = BeautifulSoup(answer.content, "html.parser")
+    [link] = page.select('a[target="_blank"]')
+    assert link["rel"] == ["noopener"]
+    new_window = Client()
+    start = new_window.get(link["href"])  # (over http: the LMS has the tool's http launch URL registered)
+    assert start.status_code == 302 and start["Location"].startswith(lms.base_url + "/auth?")
+    action, launch = launch_form(requests.get(start["Location"], timeout=10).text)
+    assert action == "http://testserver/lti/launch/"
+    landing = new_window.post("/lti/launch/", launch)
+    assert landing.status_code == 302 and landing["Location"] == f"/courses/{course.slug}/"
+    assert new_window.get(landing["Location"]).wsgi_request.user == student.user
+
+
+def test_a_launch_refused_for_another_reason_stays_unframeable_and_offers_no_new_window(deployed, lms, client, student):
+    fields = signed_launch(lms, client, deployment_id="dep-1", sub="u1", email=student.user.email)
+    claims = jwt.decode(fields["id_token"], options={"verify_signature": False})
+    claims["aud"] = claims["azp"] = "another-tool"
+    answer = client.post("/lti/launch/", {**fields, "id_token": lms.sign(claims)})  # its cookie came back
+    assert answer.status_code == 400 and b"could not be verified" in answer.content
+    assert "frame-ancestors 'none'" in answer["Content-Security-Policy"]
+    assert answer["X-Frame-Options"] == "DENY" and b'target="_blank"' not in answer.content
+    # Nor does a cookie-less launch naming a state this site never issued.
+    client.cookies.clear()
+    forged = client.post("/lti/launch/", {**fields, "state": "state-made-up"}, secure=True)
+    assert forged.status_code == 400 and "frame-ancestors 'none'" in forged["Content-Security-Policy"]
+    assert b'target="_blank"' not in forged.content
 
 
 @pytest.mark.parametrize(
