@@ -38,6 +38,28 @@ AXE_RUN = """async () => {
     .filter(v => v.impact === "serious" || v.impact === "critical")
     .map(v => `${v.impact} ${v.id}: ${v.help} at ${v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(" | ")}`);
 }"""
+# A button (or a link drawn as one) whose label breaks over two lines ("Re-/run"): the lines its label's text sits on,
+# counted from the boxes of its text; a new line starts below the middle of the one before.
+WRAPPED_BUTTONS = """() => Array.from(document.querySelectorAll("button:not(.link), a.button, [role=button]"))
+  .filter(button => button.getClientRects().length > 0 && getComputedStyle(button).visibility !== "hidden")
+  .map(button => {
+    const walker = document.createTreeWalker(button, NodeFilter.SHOW_TEXT);
+    const boxes = [];
+    for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+      if (!text.textContent.trim()) continue;
+      const range = document.createRange();
+      range.selectNodeContents(text);
+      boxes.push(...Array.from(range.getClientRects()).filter(box => box.width > 0 && box.height > 0));
+    }
+    boxes.sort((a, b) => a.top - b.top);
+    let lines = 0, middle = -Infinity;
+    for (const box of boxes) {
+      if (box.top > middle) { lines += 1; middle = box.top + box.height / 2; }
+    }
+    return {label: button.textContent.replace(/\\s+/g, " ").trim(), lines};
+  })
+  .filter(button => button.lines > 1)
+  .map(button => `"${button.label}" on ${button.lines} lines`)"""
 VIEWPORTS = {
     "desktop": {"viewport": {"width": 1280, "height": 900}},
     "phone": {
@@ -121,7 +143,8 @@ class Browser:
         return response
 
     def audit(self):
-        """Records the serious accessibility violations of the page as it is now (a state, not only a URL)."""
+        """Records the serious accessibility violations of the page as it is now (a state, not only a URL), and every
+        button whose label wraps onto a second line."""
         # Evaluated through the DevTools protocol, which the site's CSP does not govern, so the page is audited as
         # it is served; an inline <script> tag would be refused.
         if not self.page.evaluate("() => typeof window.axe !== 'undefined'"):
@@ -129,6 +152,10 @@ class Browser:
         where = self.page.url.removeprefix(self.base_url)
         for violation in self.page.evaluate(AXE_RUN):
             found = f"accessibility of {where}: {violation}"
+            if found not in self.problems.found:
+                self.problems.found.append(found)
+        for wrapped in self.page.evaluate(WRAPPED_BUTTONS):
+            found = f"button label wraps on {where} ({self.viewport}): {wrapped}"
             if found not in self.problems.found:
                 self.problems.found.append(found)
 
