@@ -193,6 +193,51 @@ class Browser:
             )
             assert scrolling == 0, f"{self.page.url}: {scrolling} tables scroll sideways on the phone"
 
+    def sheet_music(self) -> list[dict]:
+        """How each drawn song sits on the page: its scale against abcjs's own size, its smallest note head, whether
+        it fits or scrolls in its own box, and what its player overlaps."""
+        return self.page.evaluate(
+            """() => Array.from(document.querySelectorAll(".abc-notation")).filter(box => box.querySelector("svg"))
+              .map(box => {
+                const svg = box.querySelector("svg");
+                const drawn = svg.getBoundingClientRect();
+                const view = svg.viewBox.baseVal;
+                const heads = Array.from(svg.querySelectorAll(".abcjs-notehead"))
+                  .map(head => head.getBoundingClientRect().height);
+                const figure = box.closest("figure");
+                const player = figure.querySelector(".abc-audio").getBoundingClientRect();
+                const meets = (a, b) => b && b.width > 0 && a.width > 0 &&
+                  a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+                const rectOf = element => element && element.getBoundingClientRect();
+                const covered = [
+                  ["the song's caption", rectOf(figure.querySelector("figcaption"))],
+                  ["the tune's title", rectOf(svg.querySelector(".abcjs-title"))],
+                  ["the sheet music", box.getBoundingClientRect()],
+                ].filter(([, rect]) => meets(player, rect)).map(([name]) => name);
+                return {
+                  id: box.id,
+                  scale: view && view.width ? drawn.width / view.width : 1,
+                  note_head: heads.length ? Math.min(...heads) : 0,
+                  overflows: box.scrollWidth > box.clientWidth + 1,
+                  scrolls: ["auto", "scroll"].includes(getComputedStyle(box).overflowX),
+                  player_covers: covered,
+                };
+              })"""
+        )
+
+    def assert_sheet_music_is_readable(self):
+        """Sheet music keeps notes a person can read: never shrunk below abcjs's own size, so a note head stays about
+        a staff space of printed music tall (1.7 mm, 7 CSS px; it is 8 px at that size); a tune wider than the screen
+        breaks into more staves or scrolls inside its own box; its player covers neither its title nor its notes."""
+        songs = self.sheet_music()
+        assert songs, f"{self.page.url}: no sheet music was drawn"
+        for song in songs:
+            where = f"{self.page.url} {song['id']} ({self.viewport})"
+            assert song["scale"] >= 0.99, f"{where}: the sheet music is shrunk to {song['scale']:.2f} of its size"
+            assert song["note_head"] >= 7, f"{where}: note heads are {song['note_head']:.1f}px tall"
+            assert not song["overflows"] or song["scrolls"], f"{where}: the sheet music is cut off at its box's edge"
+            assert song["player_covers"] == [], f"{where}: the player covers {', '.join(song['player_covers'])}"
+
     def assert_clean(self):
         self.audit()
         self.checked = True
