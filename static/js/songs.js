@@ -40,6 +40,20 @@
     }
   }
 
+  // Notes are drawn at abcjs's own size (a note head about 8 px tall, as on printed music), never scaled down to the
+  // box: the staff is as wide as the box, and a tune longer than that breaks into more staves. A measure wider than a
+  // phone's screen scrolls sideways inside its own box, not the page (abcjs hides what overflows its box).
+  var PADDING = 15;
+  function drawingOptions(target) {
+    return {
+      add_classes: true,
+      paddingleft: PADDING,
+      paddingright: PADDING,
+      staffwidth: Math.max(160, target.clientWidth - 2 * PADDING),
+      wrap: { minSpacing: 1.5, maxSpacing: 2.7, preferredMeasuresPerLine: 4 },
+    };
+  }
+
   function render() {
     if (!window.ABCJS) return;
     document.querySelectorAll("pre.abc-source:not([data-rendered])").forEach(function (pre) {
@@ -50,11 +64,19 @@
       var visual;
       try {
         visual = withoutInlineStyles(function () {
-          return ABCJS.renderAbc(target, pre.textContent, { responsive: "resize", add_classes: true })[0];
+          return ABCJS.renderAbc(target, pre.textContent, drawingOptions(target))[0];
         });
       } catch (err) {
         target.textContent = "This tune cannot be drawn as sheet music.";
         return;
+      }
+      target.style.overflowX = "auto";
+      target.style.overflowY = "hidden";
+      if (target.scrollWidth > target.clientWidth) {
+        // A box that scrolls is reached with the keyboard too, and named for what it holds.
+        target.tabIndex = 0;
+        target.setAttribute("role", "region");
+        target.setAttribute("aria-label", "Sheet music, scrolls sideways");
       }
       var audio = document.getElementById(id + "-audio");
       if (audio && ABCJS.synth && ABCJS.synth.supportsAudio()) {

@@ -38,6 +38,28 @@ AXE_RUN = """async () => {
     .filter(v => v.impact === "serious" || v.impact === "critical")
     .map(v => `${v.impact} ${v.id}: ${v.help} at ${v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(" | ")}`);
 }"""
+# A button (or a link drawn as one) whose label breaks over two lines ("Re-/run"): the lines its label's text sits on,
+# counted from the boxes of its text; a new line starts below the middle of the one before.
+WRAPPED_BUTTONS = """() => Array.from(document.querySelectorAll("button:not(.link), a.button, [role=button]"))
+  .filter(button => button.getClientRects().length > 0 && getComputedStyle(button).visibility !== "hidden")
+  .map(button => {
+    const walker = document.createTreeWalker(button, NodeFilter.SHOW_TEXT);
+    const boxes = [];
+    for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+      if (!text.textContent.trim()) continue;
+      const range = document.createRange();
+      range.selectNodeContents(text);
+      boxes.push(...Array.from(range.getClientRects()).filter(box => box.width > 0 && box.height > 0));
+    }
+    boxes.sort((a, b) => a.top - b.top);
+    let lines = 0, middle = -Infinity;
+    for (const box of boxes) {
+      if (box.top > middle) { lines += 1; middle = box.top + box.height / 2; }
+    }
+    return {label: button.textContent.replace(/\\s+/g, " ").trim(), lines};
+  })
+  .filter(button => button.lines > 1)
+  .map(button => `"${button.label}" on ${button.lines} lines`)"""
 VIEWPORTS = {
     "desktop": {"viewport": {"width": 1280, "height": 900}},
     "phone": {
@@ -121,7 +143,8 @@ class Browser:
         return response
 
     def audit(self):
-        """Records the serious accessibility violations of the page as it is now (a state, not only a URL)."""
+        """Records the serious accessibility violations of the page as it is now (a state, not only a URL), and every
+        button whose label wraps onto a second line."""
         # Evaluated through the DevTools protocol, which the site's CSP does not govern, so the page is audited as
         # it is served; an inline <script> tag would be refused.
         if not self.page.evaluate("() => typeof window.axe !== 'undefined'"):
@@ -129,6 +152,10 @@ class Browser:
         where = self.page.url.removeprefix(self.base_url)
         for violation in self.page.evaluate(AXE_RUN):
             found = f"accessibility of {where}: {violation}"
+            if found not in self.problems.found:
+                self.problems.found.append(found)
+        for wrapped in self.page.evaluate(WRAPPED_BUTTONS):
+            found = f"button label wraps on {where} ({self.viewport}): {wrapped}"
             if found not in self.problems.found:
                 self.problems.found.append(found)
 
@@ -165,6 +192,51 @@ class Browser:
                     .filter(wrap => wrap.scrollWidth > wrap.clientWidth + 1).length"""
             )
             assert scrolling == 0, f"{self.page.url}: {scrolling} tables scroll sideways on the phone"
+
+    def sheet_music(self) -> list[dict]:
+        """How each drawn song sits on the page: its scale against abcjs's own size, its smallest note head, whether
+        it fits or scrolls in its own box, and what its player overlaps."""
+        return self.page.evaluate(
+            """() => Array.from(document.querySelectorAll(".abc-notation")).filter(box => box.querySelector("svg"))
+              .map(box => {
+                const svg = box.querySelector("svg");
+                const drawn = svg.getBoundingClientRect();
+                const view = svg.viewBox.baseVal;
+                const heads = Array.from(svg.querySelectorAll(".abcjs-notehead"))
+                  .map(head => head.getBoundingClientRect().height);
+                const figure = box.closest("figure");
+                const player = figure.querySelector(".abc-audio").getBoundingClientRect();
+                const meets = (a, b) => b && b.width > 0 && a.width > 0 &&
+                  a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+                const rectOf = element => element && element.getBoundingClientRect();
+                const covered = [
+                  ["the song's caption", rectOf(figure.querySelector("figcaption"))],
+                  ["the tune's title", rectOf(svg.querySelector(".abcjs-title"))],
+                  ["the sheet music", box.getBoundingClientRect()],
+                ].filter(([, rect]) => meets(player, rect)).map(([name]) => name);
+                return {
+                  id: box.id,
+                  scale: view && view.width ? drawn.width / view.width : 1,
+                  note_head: heads.length ? Math.min(...heads) : 0,
+                  overflows: box.scrollWidth > box.clientWidth + 1,
+                  scrolls: ["auto", "scroll"].includes(getComputedStyle(box).overflowX),
+                  player_covers: covered,
+                };
+              })"""
+        )
+
+    def assert_sheet_music_is_readable(self):
+        """Sheet music keeps notes a person can read: never shrunk below abcjs's own size, so a note head stays about
+        a staff space of printed music tall (1.7 mm, 7 CSS px; it is 8 px at that size); a tune wider than the screen
+        breaks into more staves or scrolls inside its own box; its player covers neither its title nor its notes."""
+        songs = self.sheet_music()
+        assert songs, f"{self.page.url}: no sheet music was drawn"
+        for song in songs:
+            where = f"{self.page.url} {song['id']} ({self.viewport})"
+            assert song["scale"] >= 0.99, f"{where}: the sheet music is shrunk to {song['scale']:.2f} of its size"
+            assert song["note_head"] >= 7, f"{where}: note heads are {song['note_head']:.1f}px tall"
+            assert not song["overflows"] or song["scrolls"], f"{where}: the sheet music is cut off at its box's edge"
+            assert song["player_covers"] == [], f"{where}: the player covers {', '.join(song['player_covers'])}"
 
     def assert_clean(self):
         self.audit()

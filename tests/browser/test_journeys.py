@@ -88,6 +88,7 @@ def test_student_uploads_watches_her_grading_live_sees_her_songs_and_finds_herse
     expect(page.locator(".abc-notation svg").first).to_have_attribute("aria-label", re.compile("^Sheet Music"))
     expect(page.get_by_role("button", name="Click to play/pause.")).to_have_count(len(valid))
     expect(page.locator("pre.abc-text")).to_have_count(5 - len(valid))
+    ada.assert_sheet_music_is_readable()
     ada.shot("4-sheet-music")
     # Her run's log and her result.json: what the worker vouches for, of the public split only.
     page.get_by_text("Log tail", exact=True).click()

@@ -16,6 +16,9 @@ from tests.factories import TINY_TUNES, make_music_lab, save_lstm, submit_folder
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+LONG_BAR = "X:3\nT:One long bar\nM:none\nL:1/8\nK:C\n" + "cdefgab" * 5 + "c'|]\n"
+
+
 @pytest.fixture
 def populated(course, student, student2, ta, judge, tmp_path):
     """A graded Lab 1 submission with songs, a token, a group, an open round with a talk running, published winners."""
@@ -31,6 +34,8 @@ def populated(course, student, student2, ta, judge, tmp_path):
         samples=[
             {"title": "Tune A", "text": TINY_TUNES[0], "valid": True, "split": "public"},
             {"title": "Song 2", "text": "X|:zq]]", "valid": False, "split": "public"},
+            # One measure wider than a phone: it cannot break into staves, so it scrolls in its own box.
+            {"title": "One long bar", "text": LONG_BAR, "valid": True, "split": "public"},
         ],
         grader_version="1.0",
         device_class="cpu",
@@ -102,7 +107,11 @@ def test_main_pages_have_no_serious_accessibility_violation_and_fit_the_screen(
         site.goto(path)
         expect(site.page.locator("main")).to_contain_text(marker, ignore_case=True)
         if name == "submission":
-            expect(site.page.locator(".abc-notation svg")).to_have_count(1)
+            expect(site.page.locator(".abc-notation svg")).to_have_count(2)
+            site.assert_sheet_music_is_readable()
+            if viewport == "phone":
+                # The long bar is wider than the phone: it scrolls in its box at full size rather than shrinking.
+                assert [song["overflows"] for song in site.sheet_music()] == [False, True]
         site.assert_fits_the_screen()
         site.shot(name)  # audits the page again once its scripts have drawn it (the songs' sheet music)
     for browser in opened.values():
