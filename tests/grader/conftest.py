@@ -11,6 +11,12 @@ import pytest
 from grader.labs import music
 
 REPO = Path(__file__).resolve().parents[2]
+# What the tests build once and reuse across runs (the course sdist, the tiny Lab 3 models): outside the checkout, so
+# a test run writes nothing into var/. GRADER_CACHE names another folder.
+TEST_CACHE = Path(
+    os.environ.get("GRADER_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "course-platform-tests"
+)
 
 TUNE_BODIES = [
     "|:D2FA dAFA|G2BG dBGB|A2cA eAcA|d2fd a2fd:|",
@@ -32,7 +38,7 @@ TINY_TUNES = [make_tune(i + 1, f"Tune {chr(65 + i)}", b) for i, b in enumerate(T
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "coursedata: needs the course's sdist (downloaded once into var/cache)")
+    config.addinivalue_line("markers", "coursedata: needs the course's sdist (downloaded once into the tests' cache)")
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +75,7 @@ def artifact(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def course_data_dir() -> Path:
-    """The real course data; downloads the sdist once into the repository's cache (reused by later runs)."""
+    """The real course data; downloads the sdist once into the tests' cache (reused by later runs)."""
     from grader.coursedata import course_data
 
-    return course_data(Path(os.environ.get("GRADER_CACHE") or REPO / "var" / "cache"))
+    return course_data(TEST_CACHE)

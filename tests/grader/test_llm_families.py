@@ -17,9 +17,9 @@ from grader.labs import llm as llm_lab
 from grader.labs.llm.adapter import read_base_spec
 from grader.labs.llm.base import FAMILIES, is_current
 from grader.registry import EvaluationContext
+from tests.grader.conftest import TEST_CACHE
 
-REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / "var" / "cache" / "test-llm-families"
+CACHE = TEST_CACHE / "test-llm-families"
 STEPS = "40"  # enough to move the weights; these tests are about what is graded, not how well
 PRETRAIN_STEPS = 200  # the same: each family's tiny base is built with fewer steps than the demo's
 

@@ -14,9 +14,9 @@ from grader.errors import GraderFault
 from grader.labs import llm as llm_lab
 from grader.labs.llm.base import is_current
 from grader.registry import EvaluationContext
+from tests.grader.conftest import TEST_CACHE
 
-REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / "var" / "cache" / "test-llm"
+CACHE = TEST_CACHE / "test-llm"
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from labs.management.commands.register_dataset import register_dataset
 from labs.models import Submission
 from tests.factories import TINY_TUNES, artifact_files, make_music_lab, save_lstm, token_for
 
-# The tiny Lab 3 dataset and base model of the grader's tests, built once and kept in var/cache/test-llm.
+# The tiny Lab 3 dataset and base model of the grader's tests, built once and kept in the tests' cache.
 from tests.grader.conftest import course_data_dir  # noqa: F401 - shared session fixtures
 from tests.grader.test_llm_lab import llm_data  # noqa: F401
 from worker import grading
