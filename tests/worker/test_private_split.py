@@ -16,13 +16,21 @@ from django.utils.html import escape
 from grader.dataset import load_manifest, write_manifest
 from grader.labs.music import COURSE_VOCAB, SPLIT_FILES, TRAIN_FILE
 from labs.management.commands.register_dataset import register_dataset
-from labs.models import Submission
+from labs.models import Evaluation, Submission
 from tests.factories import TINY_TUNES, artifact_files, make_music_lab, save_lstm, token_for
 
 # The tiny Lab 3 dataset and base model of the grader's tests, built once and kept in the tests' cache.
 from tests.grader.conftest import course_data_dir  # noqa: F401 - shared session fixtures
 from tests.grader.test_llm_lab import llm_data  # noqa: F401
 from worker import grading
+
+
+def submit_through_api(client, lab, auth: dict, artifact) -> tuple[Submission, Evaluation]:
+    """Her upload of ``artifact`` through the token API, accepted, with the evaluation it queued."""
+    posted = client.post(reverse("api:submissions", args=[lab.slug]), artifact_files(artifact), **auth)
+    assert posted.status_code == 201, posted.content
+    submission = Submission.objects.get(pk=posted.json()["id"])
+    return submission, submission.evaluations.get()
 
 
 def planted_dataset(directory, canary: str):
@@ -65,10 +73,7 @@ def test_a_canary_in_the_private_split_is_nowhere_the_student_can_see(
     lab = make_music_lab(course, dataset=register_dataset(data))
     key = token_for(student)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-    posted = client.post(reverse("api:submissions", args=[lab.slug]), artifact_files(save_lstm(tmp_path / "a")), **auth)
-    assert posted.status_code == 201, posted.content
-    submission = Submission.objects.get(pk=posted.json()["id"])
-    evaluation = submission.evaluations.get()
+    submission, evaluation = submit_through_api(client, lab, auth, save_lstm(tmp_path / "a"))
     assert grading.grade(evaluation.pk) == "succeeded"
     evaluation.refresh_from_db()
     # The grader did read the planted tunes: the private split has its own score.
@@ -230,12 +235,7 @@ def test_a_canary_in_lab_3s_hidden_texts_is_nowhere_the_student_can_see(
     )
     key = token_for(student)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-    posted = client.post(
-        reverse("api:submissions", args=[lab.slug]), artifact_files(write_adapter(tmp_path / "adapter")), **auth
-    )
-    assert posted.status_code == 201, posted.content
-    submission = Submission.objects.get(pk=posted.json()["id"])
-    evaluation = submission.evaluations.get()
+    submission, evaluation = submit_through_api(client, lab, auth, write_adapter(tmp_path / "adapter"))
     assert grading.grade(evaluation.pk) == "succeeded", evaluation.staff_log
     evaluation.refresh_from_db()
     # The grader read the planted texts: both splits are scored, and the model answered the planted prompts.
@@ -346,10 +346,7 @@ def test_a_failed_run_shows_her_nothing_the_grader_read_of_the_hidden_data(
     monkeypatch.setattr(grading, "_sandbox", box)
     key = token_for(student)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-    posted = client.post(reverse("api:submissions", args=[lab.slug]), artifact_files(save_lstm(tmp_path / "a")), **auth)
-    assert posted.status_code == 201, posted.content
-    submission = Submission.objects.get(pk=posted.json()["id"])
-    evaluation = submission.evaluations.get()
+    submission, evaluation = submit_through_api(client, lab, auth, save_lstm(tmp_path / "a"))
 
     assert grading.grade(evaluation.pk) == "failed"
     evaluation.refresh_from_db()
