@@ -321,6 +321,9 @@ SANDBOX_WARM_BOXES = int(os.environ.get("SANDBOX_WARM_BOXES", "3"))
 # ... holding at most this much memory together (MB, measured from each box's cgroup once it is ready).
 SANDBOX_WARM_MEMORY_MB = int(os.environ.get("SANDBOX_WARM_MEMORY_MB", "3072"))
 SANDBOX_STARTUP_SECONDS = int(os.environ.get("SANDBOX_STARTUP_SECONDS", "300"))
+# The bubblewrap backend forks each box from a warm server of its lab (the imports paid once per process, not once
+# per job); at most this many servers per worker process, each one lab configuration's. 0: every box from nothing.
+SANDBOX_FORK_SERVERS = int(os.environ.get("SANDBOX_FORK_SERVERS", "3"))
 SANDBOX_DOCKER_IMAGE = os.environ.get("SANDBOX_DOCKER_IMAGE", "course-platform-grader:latest")
 SANDBOX_DOCKER_URL = os.environ.get("SANDBOX_DOCKER_URL", "unix:///var/run/docker.sock")
 # A seccomp profile for the grader's containers (platform/seccomp-grader.json); empty: the engine's default.

@@ -294,6 +294,12 @@ def cmd_serve_one(args: argparse.Namespace) -> int:
     return serve_one(args)
 
 
+def cmd_fork_server(args: argparse.Namespace) -> int:
+    from grader.forkbox import serve_forks  # the fork server of a lab's boxes
+
+    return serve_forks(args)
+
+
 def cmd_convert_keras(args: argparse.Namespace) -> int:
     from grader.keras_convert import convert
 
@@ -360,6 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--warm-cuda", action="store_true", help="create the CUDA context while warming (one box per GPU at most)"
     )
     p.set_defaults(func=cmd_serve_one)
+
+    p = sub.add_parser("fork-server", help="warm up, print 'ready', then fork one box per request (the worker's)")
+    p.add_argument("--lab", required=True, choices=labs)
+    p.add_argument("--data", type=Path, default=None, help="the dataset every job will name: verified while warming")
+    p.add_argument("--control-fd", type=int, required=True, help="the worker's SOCK_SEQPACKET control socket")
+    p.add_argument("--job-target", action="append", help="a per-job mount target (repeatable)")
+    p.set_defaults(func=cmd_fork_server)
     return parser
 
 

@@ -26,6 +26,12 @@ def _create_cuda_context() -> None:
 
 def serve_one(args: argparse.Namespace) -> int:
     """Warm up (imports, the dataset, optionally CUDA), print ready, then evaluate the one job read from stdin."""
+    return serve_job(args, verified=warm_up(args), cuda=args.warm_cuda)
+
+
+def warm_up(args: argparse.Namespace):
+    """The lab's imports, its result schema, torch's first seeding and the dataset verified (returned: the
+    manifest, or None when the dataset is not there or fails its check). Never a CUDA context."""
     lab = get_lab(args.lab)
     try:  # the heavy import is what warming up is for
         import torch  # noqa: F401
@@ -50,7 +56,13 @@ def serve_one(args: argparse.Namespace) -> int:
             warm(verified)
         except GraderFault:
             pass  # the job meets the same fault on its own clock and reports it
-    if args.warm_cuda:
+    return verified
+
+
+def serve_job(args: argparse.Namespace, *, verified, cuda: bool) -> int:
+    """Optionally create the CUDA context, print ready, then evaluate the one job read from stdin and end the
+    process with the evaluation's exit code."""
+    if cuda:
         _create_cuda_context()
     print("ready", flush=True)
     line = sys.stdin.readline()

@@ -62,6 +62,13 @@ def build_sandbox() -> Sandbox:
             seccomp_profile=settings.SANDBOX_DOCKER_SECCOMP or None,
             staging_root=settings.SANDBOX_STAGING_DIR,
         )
+    if settings.SANDBOX_BACKEND == "bubblewrap":
+        return get_sandbox(
+            "bubblewrap",
+            user=settings.SANDBOX_USER,
+            staging_root=settings.SANDBOX_STAGING_DIR,
+            fork_servers=settings.SANDBOX_FORK_SERVERS,
+        )
     return get_sandbox(settings.SANDBOX_BACKEND, user=settings.SANDBOX_USER, staging_root=settings.SANDBOX_STAGING_DIR)
 
 
@@ -85,6 +92,14 @@ def configured_sandbox() -> Sandbox:
             node_health(sandbox, limits=Limits(wall_seconds=60, memory_bytes=512 * 1024**2, pids=32, cpus=1))
             _sandbox = sandbox
         return _sandbox
+
+
+def close_sandbox() -> None:
+    """Stop what this process's sandbox keeps running between boxes (its fork servers); the probed sandbox stays."""
+    with _sandbox_lock:
+        sandbox = _sandbox
+    if sandbox is not None:
+        sandbox.close()
 
 
 def worker_name() -> str:

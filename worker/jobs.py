@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from grader.registry import get_lab
 from labs.models import Evaluation, Lab
 from worker.datasets import DatasetUnavailable, require_box_readable
-from worker.sandbox import Limits, Mount, RunningSandbox, Sandbox
+from worker.sandbox import ForkTemplate, Limits, Mount, RunningSandbox, Sandbox
 from worker.sandbox.account import sandbox_user
 from worker.verdicts import JOB, OUTPUT_FILES, RESULT_MAX_BYTES
 
@@ -53,13 +53,13 @@ def fill_submission(evaluation: Evaluation, job_dir: Path) -> None:
 def mounts_for(lab: Lab, job_dir: Path, data_dir: Path) -> list[Mount]:
     mounts = [
         Mount(job_dir / "submission", f"{JOB}/submission"),
-        Mount(data_dir, f"{JOB}/data"),
+        Mount(data_dir, f"{JOB}/data", shared=True),
         Mount(job_dir / "out", f"{JOB}/out", writable=True),
     ]
     base = base_model_dir(lab)
     if base is not None:
         require_box_readable(base, box_gid())
-        mounts.append(Mount(base, f"{JOB}/base-model"))
+        mounts.append(Mount(base, f"{JOB}/base-model", shared=True))
     return mounts
 
 
@@ -147,4 +147,8 @@ def start_sandbox(
     command = ["python", "-m", "grader", "serve-one", "--lab", lab.kind, "--data", f"{JOB}/data"]
     if warm_cuda:
         command.append("--warm-cuda")
-    return sandbox.start(command, mounts_for(lab, job_dir, data_dir), limits_for(lab))
+    # Where the backend can, the box is forked from a server of the lab that did these imports once.
+    template = ForkTemplate(
+        ("python", "-m", "grader", "fork-server", "--lab", lab.kind, "--data", f"{JOB}/data"), warm_cuda
+    )
+    return sandbox.start(command, mounts_for(lab, job_dir, data_dir), limits_for(lab), template=template)

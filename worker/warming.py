@@ -44,6 +44,9 @@ def close() -> None:
         current, _pool = _pool, None
     if current is not None:
         current.close()
+    from worker.grading import close_sandbox
+
+    close_sandbox()  # its fork servers
 
 
 def consumed_queues() -> set[str] | None:

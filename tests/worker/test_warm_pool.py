@@ -47,6 +47,15 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
+def pid_of(box: WarmBox) -> int:
+    """The box's process as the host sees it: bwrap's, or for a box forked from a server, the server's child."""
+    running = box.running
+    if hasattr(running, "proc"):
+        return running.proc.pid
+    assert running.wait_ready(120) and running.pid is not None
+    return running.pid
+
+
 def box_of(lab) -> WarmBox | None:
     return warming.pool().boxes.get(warm_key(lab, cached_dataset(lab.dataset)))
 
@@ -73,7 +82,7 @@ def test_jobs_of_three_labs_in_alternation_each_start_in_a_warm_box_used_once(
             assert box is None  # a fresh worker process has nothing warm yet
         else:
             assert box is not None, f"job {number} (lab {lab.slug}) found no warm box"
-            used_pids.append(box.running.proc.pid)
+            used_pids.append(pid_of(box))
         result = grading.grade(submission.evaluations.get().pk)
         assert result == "succeeded", {
             k: v
@@ -82,11 +91,11 @@ def test_jobs_of_three_labs_in_alternation_each_start_in_a_warm_box_used_once(
         }
         if box is not None:
             # The box that ran the job is gone, and the pool holds a fresh one for that lab.
-            assert not alive(box.running.proc.pid)
+            assert not alive(pid_of(box))
             assert not box.job_dir.exists()
             warming.pool().settle(150)
             replacement = box_of(lab)
-            assert replacement is not None and replacement.running.proc.pid != box.running.proc.pid
+            assert replacement is not None and pid_of(replacement) != pid_of(box)
     pool = warming.pool()
     assert (pool.hits, pool.misses) == (5, 1)
     assert len(set(used_pids)) == len(used_pids) == 5  # no process ever served two jobs
@@ -102,7 +111,7 @@ def test_a_lab_whose_configuration_changes_gets_a_new_box_and_the_old_one_is_kil
     assert grading.grade(first.evaluations.get().pk) == "succeeded"
     warming.pool().settle(150)
     old = box_of(graded_lab)
-    assert old is not None and alive(old.running.proc.pid)
+    assert old is not None and alive(pid_of(old))
     graded_lab.evaluator_options = {"songs": "1", "song_length": "120"}
     graded_lab.save()
     second = submit_folder(lab=graded_lab, member=student2, directory=save_lstm(tmp_path / "b", seed=2))
@@ -110,7 +119,7 @@ def test_a_lab_whose_configuration_changes_gets_a_new_box_and_the_old_one_is_kil
     pool = warming.pool()
     pool.settle(150)
     assert (pool.hits, pool.misses) == (0, 2)  # the box of the old configuration was never used
-    assert not alive(old.running.proc.pid) and not old.job_dir.exists()
+    assert not alive(pid_of(old)) and not old.job_dir.exists()
     assert list(pool.boxes) == [warm_key(graded_lab, cached_dataset(graded_lab.dataset))]
 
 
@@ -147,7 +156,7 @@ def test_idle_boxes_stay_within_the_memory_budget(pool_settings, three_labs):
     assert tight.started == started and len(tight.boxes) == 1
     kept = next(iter(tight.boxes.values()))
     tight.close()
-    assert not alive(kept.running.proc.pid) and not kept.job_dir.exists()
+    assert not alive(pid_of(kept)) and not kept.job_dir.exists()
 
 
 def test_closing_the_pool_leaves_no_sandbox_process_cgroup_or_folder(pool_settings, three_labs, student, tmp_path):
@@ -160,7 +169,7 @@ def test_closing_the_pool_leaves_no_sandbox_process_cgroup_or_folder(pool_settin
     cgroups = [Path(d) for box in boxes for d in box.running.cgroup.dirs.values()]
     assert all(d.exists() for d in cgroups)
     warming.close()  # what the worker process's shutdown signal calls
-    assert not any(alive(box.running.proc.pid) for box in boxes)
+    assert not any(alive(pid_of(box)) for box in boxes)
     assert not any(d.exists() for d in cgroups)
     assert not any(box.job_dir.exists() for box in boxes)
     assert list((Path(pool_settings.WORKER_CACHE_DIR) / "jobs").iterdir()) == []
@@ -252,4 +261,4 @@ def test_a_new_worker_process_prewarms_its_labs_so_its_first_job_starts_in_a_war
     assert grading.grade(submission.evaluations.get().pk) == "succeeded"
     pool = warming.pool()
     assert (pool.hits, pool.misses) == (1, 0)
-    assert not alive(box.running.proc.pid)
+    assert not alive(pid_of(box))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from worker.sandbox.base import (
+    ForkTemplate,
     Limits,
     Mount,
     Outcome,
@@ -16,6 +17,7 @@ BACKENDS = ("bubblewrap", "docker")
 
 __all__ = [
     "BACKENDS",
+    "ForkTemplate",
     "Limits",
     "Mount",
     "Outcome",

@@ -35,6 +35,19 @@ class Mount:
     source: Path
     target: str
     writable: bool = False
+    # The same for every box of a fork server's key (the dataset, the base model): a backend that forks boxes
+    # from a warm server mounts it in the server; the others are mounted in each box alone.
+    shared: bool = False
+
+
+@dataclass(frozen=True)
+class ForkTemplate:
+    """How a backend that forks its boxes from a warm server starts that server: the server's command (it warms up
+    once, then forks one box per request: ``python -m grader fork-server``), and whether each forked box creates its
+    CUDA context before it says ready (a context never survives a fork, so the server has none)."""
+
+    command: tuple[str, ...]
+    cuda: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,8 +171,17 @@ class Sandbox(abc.ABC):
         """Run ``command`` to completion (or to the wall clock) in a fresh sandbox."""
 
     @abc.abstractmethod
-    def start(self, command: list[str], mounts: list[Mount], limits: Limits) -> RunningSandbox:
-        """Launch ``command`` in a fresh sandbox that waits on stdin for its job (warm start)."""
+    def start(
+        self, command: list[str], mounts: list[Mount], limits: Limits, *, template: ForkTemplate | None = None
+    ) -> RunningSandbox:
+        """Launch ``command`` in a fresh sandbox that waits on stdin for its job (warm start).
+
+        With ``template``, a backend that can may instead fork the box from a warm server of that template (the
+        same fresh box, without paying the imports again); one that cannot runs ``command``."""
+
+    def close(self) -> None:
+        """Stop what the backend keeps running between boxes (fork servers); the worker process is ending."""
+        return None
 
     def sweep_leftovers(self) -> int:
         """Remove what dead worker processes left behind (a backend with nothing to sweep returns 0)."""
@@ -201,7 +223,7 @@ def check_mounts(mounts: list[Mount], *, extra_reserved: tuple[str, ...] = ()) -
         if str(target) in targets:
             raise SandboxError(f"two mounts share the target {mount.target!r}")
         targets.add(str(target))
-        checked.append(Mount(source=source, target=str(target), writable=mount.writable))
+        checked.append(Mount(source=source, target=str(target), writable=mount.writable, shared=mount.shared))
     return checked
 
 

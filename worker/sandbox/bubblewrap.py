@@ -18,11 +18,14 @@ import logging
 import os
 import shutil
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from worker.sandbox.account import DEFAULT_USER, SandboxUser, sandbox_user
 from worker.sandbox.base import (
     TAIL_BYTES,
+    ForkTemplate,
     Limits,
     Mount,
     Outcome,
@@ -38,6 +41,18 @@ from worker.sandbox.cgroups import CGROUP_ROOT
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class ForkServerView:
+    """What a fork server's box has that a job's box has not: the spool where the worker mounts each job's files
+    (seen at ``/jobs``), the per-job mount targets, and the control socket's descriptor."""
+
+    spool: Path
+    job_targets: tuple[str, ...]
+    control_fd: int
+
+
+FORK_SPOOL = "/jobs"
 # The uid and gid the box's processes see for themselves (the host sees the sandbox user's).
 BOX_UID = 65534
 GRADER_TARGET = "/opt/grader"
@@ -80,6 +95,7 @@ class BubblewrapSandbox(Sandbox):
         user: str = DEFAULT_USER,
         env: dict[str, str] | None = None,
         tail_bytes: int = TAIL_BYTES,
+        fork_servers: int = 0,
     ):
         found = shutil.which(bwrap)
         if found is None:
@@ -96,6 +112,10 @@ class BubblewrapSandbox(Sandbox):
         self.user_name = user
         self.extra_env = dict(env or {})
         self.tail_bytes = tail_bytes
+        # How many fork servers (one per lab configuration) this backend keeps; 0: every box starts from nothing.
+        self.fork_servers = fork_servers
+        self._servers: dict[tuple, object] = {}
+        self._servers_lock = threading.Lock()
 
     @property
     def user(self) -> SandboxUser:
@@ -150,7 +170,7 @@ class BubblewrapSandbox(Sandbox):
         return staged
 
     def checked_mounts(self, mounts: list[Mount]) -> list[Mount]:
-        reserved = tuple(self.python_roots) + (GRADER_TARGET,)
+        reserved = tuple(self.python_roots) + (GRADER_TARGET, FORK_SPOOL)
         return check_mounts(mounts, extra_reserved=reserved)
 
     def boxed_command(self, command: list[str]) -> list[str]:
@@ -160,15 +180,25 @@ class BubblewrapSandbox(Sandbox):
             return [self.python, *command[1:]]
         return list(command)
 
-    def options(self, mounts: list[Mount], limits: Limits, *, staged: dict[str, Path], seccomp_fd: int) -> list[str]:
+    def options(
+        self,
+        mounts: list[Mount],
+        limits: Limits,
+        *,
+        staged: dict[str, Path],
+        seccomp_fd: int,
+        fork_server: ForkServerView | None = None,
+    ) -> list[str]:
         """bwrap's options for one run: they travel through ``--args FD``, never on a command line.
 
         ``staged`` maps each mount target (and each runtime path) to the staging path the box's user can reach.
+        A fork server's box may create namespaces (its boxes' own: each box then refuses them, as every box does),
+        sees its spool at ``/jobs`` and has an empty folder at each per-job target for its boxes to mount on.
         """
         args = [
             "--unshare-all",
             "--unshare-user",
-            "--disable-userns",
+            *([] if fork_server else ["--disable-userns"]),
             "--die-with-parent",
             "--new-session",
             "--cap-drop",
@@ -198,6 +228,10 @@ class BubblewrapSandbox(Sandbox):
         args += self._gpu_args(limits)
         for mount in mounts:
             args += ["--bind" if mount.writable else "--ro-bind", str(staged[mount.target]), mount.target]
+        if fork_server is not None:
+            args += ["--bind", str(fork_server.spool), FORK_SPOOL]
+            for target in fork_server.job_targets:
+                args += ["--dir", target]
         # The box's own root is a tmpfs bwrap builds; once laid out it becomes read-only too.
         args += ["--remount-ro", "/", "--chdir", "/tmp", "--seccomp", str(seccomp_fd)]  # noqa: S108
         return args
@@ -208,5 +242,50 @@ class BubblewrapSandbox(Sandbox):
         box = BubblewrapBox(self, command, mounts, limits, warm=False)
         return box.finish(stdin or b"")
 
-    def start(self, command: list[str], mounts: list[Mount], limits: Limits) -> RunningSandbox:
-        return BubblewrapBox(self, command, mounts, limits, warm=True)
+    def start(
+        self, command: list[str], mounts: list[Mount], limits: Limits, *, template: ForkTemplate | None = None
+    ) -> RunningSandbox:
+        if template is None or self.fork_servers <= 0:
+            return BubblewrapBox(self, command, mounts, limits, warm=True)
+        mounts = self.checked_mounts(mounts)
+        shared = [m for m in mounts if m.shared]
+        own = [m for m in mounts if not m.shared]
+        server = self._fork_server(template, shared, own, limits)
+        return server.fork(own, limits, cuda=template.cuda)
+
+    def _fork_server(self, template: ForkTemplate, shared: list[Mount], own: list[Mount], limits: Limits):
+        """The live server of this template, shared mounts, per-job targets and limits; started when missing.
+
+        At most ``fork_servers`` are kept: the least recently used idle one makes room for a new one (a server with
+        a box still alive is never stopped: that would end the box)."""
+        from worker.sandbox.forkserver import ForkServer
+
+        key = (
+            tuple(self.boxed_command(list(template.command))),
+            tuple((str(m.source), m.target) for m in shared),
+            tuple(m.target for m in own),
+            limits,
+        )
+        with self._servers_lock:
+            server = self._servers.get(key)
+            if server is not None and not server.alive():
+                log.warning("the fork server for %s is gone; starting a new one", template.command)
+                self._servers.pop(key).close()
+                server = None
+            if server is None:
+                idle = sorted((s.last_used, k) for k, s in self._servers.items() if not s.busy())
+                while len(self._servers) >= self.fork_servers and idle:
+                    self._servers.pop(idle.pop(0)[1]).close()
+                server = ForkServer(self, list(key[0]), shared, key[2], limits)
+                self._servers[key] = server
+            return server
+
+    def fork_server_count(self) -> int:
+        with self._servers_lock:
+            return len(self._servers)
+
+    def close(self) -> None:
+        with self._servers_lock:
+            servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            server.close()

@@ -21,7 +21,7 @@ from worker.sandbox.seccomp import SeccompUnavailable, bpf_fd
 from worker.sandbox.staging import Staging
 
 if TYPE_CHECKING:
-    from worker.sandbox.bubblewrap import BubblewrapSandbox
+    from worker.sandbox.bubblewrap import BubblewrapSandbox, ForkServerView
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,16 @@ def _memfd_with(data: bytes, name: str) -> int:
 class BubblewrapBox(RunningSandbox):
     """One bwrap process tree in its own cgroup and staging area; used by ``run`` and handed out by ``start``."""
 
-    def __init__(self, sandbox: BubblewrapSandbox, command, mounts, limits: Limits, *, warm: bool):
+    def __init__(
+        self,
+        sandbox: BubblewrapSandbox,
+        command,
+        mounts,
+        limits: Limits,
+        *,
+        warm: bool,
+        fork_server: ForkServerView | None = None,
+    ):
         self.limits = limits
         self.warm = warm
         self._finished: Outcome | None = None
@@ -73,11 +82,11 @@ class BubblewrapBox(RunningSandbox):
                 else:
                     staged[mount.target] = self.staging.bind_readonly(mount.source)
             try:
-                seccomp_fd = bpf_fd()
+                seccomp_fd = bpf_fd(fork_server=fork_server is not None)
             except SeccompUnavailable as exc:
                 raise SandboxUnavailable(str(exc)) from exc
             fds.append(seccomp_fd)
-            options = sandbox.options(mounts, limits, staged=staged, seccomp_fd=seccomp_fd)
+            options = sandbox.options(mounts, limits, staged=staged, seccomp_fd=seccomp_fd, fork_server=fork_server)
             args_fd = _memfd_with(b"".join(a.encode() + b"\0" for a in options), "bwrap-args")
             fds.append(args_fd)
             self.cgroup = Cgroup.create(limits, root=sandbox.cgroup_root, parent=sandbox.cgroup_parent)
@@ -97,7 +106,7 @@ class BubblewrapBox(RunningSandbox):
                 group=user.gid,
                 extra_groups=[],
                 umask=0o077,
-                pass_fds=tuple(fds),
+                pass_fds=(*fds, *([fork_server.control_fd] if fork_server else [])),
                 start_new_session=True,
                 close_fds=True,
                 cwd="/",

@@ -32,6 +32,7 @@ from worker.sandbox.account import DEFAULT_USER, SandboxUser, sandbox_user
 from worker.sandbox.base import (
     DOCKER_SOCKETS,
     TAIL_BYTES,
+    ForkTemplate,
     Limits,
     Mount,
     Outcome,
@@ -216,7 +217,11 @@ class DockerSandbox(Sandbox):
         box = DockerBox(self, command, mounts, limits, stdin_open=stdin is not None, warm=False)
         return box.finish(stdin)
 
-    def start(self, command: list[str], mounts: list[Mount], limits: Limits) -> RunningSandbox:
+    def start(
+        self, command: list[str], mounts: list[Mount], limits: Limits, *, template: ForkTemplate | None = None
+    ) -> RunningSandbox:
+        # A container per box, always: forking boxes from a server inside a container would need the container to
+        # create namespaces, which its seccomp profile refuses.
         """Create and start the container now; it prints ``ready`` when warm, then reads its job line."""
         return DockerBox(self, command, mounts, limits, stdin_open=True, warm=True)
 

@@ -78,8 +78,14 @@ class SeccompUnavailable(RuntimeError):
     """libseccomp or its bindings are missing: the box cannot be given its filter."""
 
 
-def bpf_fd() -> int:
-    """A sealed in-memory file holding the compiled filter, positioned at its start (bwrap's ``--seccomp FD``)."""
+# What a fork server's box may do beyond a job's box: it enters new namespaces and mounts each job's view before
+# that job's box loads the full filter (seccomp filters stack: the box then has both).
+FORK_SERVER_ALLOWED = ("mount", "unshare")
+
+
+def bpf_fd(*, fork_server: bool = False) -> int:
+    """A sealed in-memory file holding the compiled filter, positioned at its start (bwrap's ``--seccomp FD``);
+    ``fork_server``: the filter of a fork server's own box, which lets it build its boxes' namespaces."""
     try:
         import pyseccomp as seccomp
     except (ImportError, OSError) as exc:  # OSError: the bindings load libseccomp.so.2 at import
@@ -87,7 +93,8 @@ def bpf_fd() -> int:
     refuse = seccomp.ERRNO(errno.EPERM)
     flt = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
     for name in REFUSED:
-        flt.add_rule(refuse, name)
+        if not (fork_server and name in FORK_SERVER_ALLOWED):
+            flt.add_rule(refuse, name)
     for name in FALLBACK_ENOSYS:
         flt.add_rule(seccomp.ERRNO(errno.ENOSYS), name)
     for flag in CLONE_NAMESPACE_FLAGS:

@@ -28,6 +28,7 @@ MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
+MS_SHARED = 1 << 20
 MNT_DETACH = 0x2
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -101,6 +102,33 @@ class Staging:
         _mount("tmpfs", str(point), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options)
         self._mounted.append(str(point))
         return point
+
+    def shared_spool(self) -> Path:
+        """A small tmpfs whose mounts propagate into a box that binds it (the box's copy is a slave): a fork
+        server's spool, where each job's files are mounted after the server's box has started."""
+        point = self._mountpoint(directory=True)
+        options = f"size=1m,nr_inodes=4096,mode=0710,uid=0,gid={self.user.gid}"
+        _mount("tmpfs", str(point), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options)
+        self._mounted.append(str(point))
+        _mount(None, str(point), None, MS_SHARED)
+        return point
+
+    def bind_into(self, source: Path, target: Path) -> None:
+        """Bind ``source`` (a mount of this staging area) at ``target``, a new folder under a spool: the new mount
+        keeps the source's flags (read-only, nosuid, nodev) and reaches the server's box."""
+        target.mkdir(mode=0o700)
+        self._points.append(target)
+        _mount(str(source), str(target), None, MS_BIND)
+        self._mounted.append(str(target))
+
+    def tmpfs_at(self, target: Path, *, size_bytes: int, inodes: int) -> Path:
+        """A fresh bounded tmpfs the box's user owns, mounted at ``target`` (a new folder under a spool)."""
+        target.mkdir(mode=0o700)
+        self._points.append(target)
+        options = f"size={size_bytes},nr_inodes={inodes},mode=0700,uid={self.user.uid},gid={self.user.gid}"
+        _mount("tmpfs", str(target), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options)
+        self._mounted.append(str(target))
+        return target
 
     def close(self) -> None:
         for point in reversed(self._mounted):
