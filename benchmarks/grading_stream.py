@@ -2,14 +2,18 @@
 
 Usage: .venv/bin/python benchmarks/grading_stream.py [--students 6] [--window 30] [--workers 2]
                                                      [--backends embedded,postgres] [--alone 2] [--work DIR]
+                                                     [--box-cpus N]
 The submissions follow the demo's proportions (for every 3 music submissions, 2 vision and 1 LLM), each student's
 artifact distinct (the lab's reference model with its own small noise), sent at random moments of --window seconds
-to gunicorn; one Celery worker with --workers processes takes the three lab queues, as the demo's does. It runs on
+to gunicorn once every worker process has its labs' boxes ready; one Celery worker with --workers processes takes
+the three lab queues, as the demo's does, each box with its share of the cores (--box-cpus). It runs on
 the embedded default (SQLite and the SQLite broker, a fresh VAR_DIR) and on PostgreSQL + Redis (a scratch database
 and a redis-server of its own, as benchmarks/deadline_rush.py makes them), each backend in a child process.
 Per lab it prints the evaluation time (duration_s, the box's run), the claimed-to-finished time and their ratio,
 queue waits p50/p95, how many jobs started in a warm box, and evaluations per minute per worker process against
-the limit computed from the same evaluations timed alone (one at a time, in a warm box, nothing else running).
+the limit computed from the same evaluations timed alone (one at a time, in a warm box, nothing else running); then
+the same evaluations timed beside spinning processes on the other cores, to tell apart time lost between jobs and
+evaluations slowing each other down on a small machine.
 The data and reference models are prepared once into --work (the grader's prepare-data and train-reference).
 Figures only: nothing here asserts.
 """
@@ -196,6 +200,9 @@ def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
         (work / "var").mkdir(mode=0o700)
         env = platform_env(database_url=database_url, broker_url=broker_url, var_dir=work / "var")
         env.update(DATASETS_DIR=str(datasets), BASE_MODELS_DIR=str(datasets / "base-models"), LOG_LEVEL="INFO")
+        # Each worker process's boxes get their share of the node's cores, as a node is configured (a box's quota
+        # times the processes is at most the cores); the evaluations timed alone afterwards get the same quota.
+        env["SANDBOX_CPUS"] = str(args.box_cpus)
         setup_django(env)
         slugs, tokens = make_course(args.students, datasets)
         plan = stream_plan(args.students, seed=7)
@@ -213,10 +220,13 @@ def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
         )
         try:
             wait_until(lambda: socket.create_connection(("127.0.0.1", port), 1).close() is None, timeout=60, what="web")
-            # The worker processes are up once the worker logs that it is ready (its sandbox probe comes later).
-            wait_until(
-                lambda: "ready." in (work / "worker.log").read_text(errors="replace"), timeout=120, what="worker"
-            )
+
+            # The stream starts once every worker process has its labs' boxes ready: a process starts its fork
+            # servers once, when it starts, and a deadline's stream meets processes started long before.
+            def warmed() -> bool:
+                return (work / "worker.log").read_text(errors="replace").count("labs are ready") >= args.workers
+
+            wait_until(warmed, timeout=600, what="the workers' boxes")
             rng = random.Random(11)
             moments = sorted(rng.uniform(0, args.window) for _ in plan)
             t0 = time.monotonic()
@@ -248,6 +258,17 @@ def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
         figures = collect(backend, args.workers, log)
         alone = {kind: timed_alone(kind, args.alone) for kind in SHARES}
         figures["alone"] = {kind: durations for kind, (durations, _) in alone.items()}
+        # The same once more with the node's other cores busy (a plain spinning process each, outside any box): how
+        # much slower an evaluation runs only because another one runs beside it, on this machine.
+        spinners = [
+            subprocess.Popen([PYTHON, "-c", "while True: pass"]) for _ in range(max(0, (os.cpu_count() or 1) - 1))
+        ]
+        try:
+            figures["beside"] = {kind: timed_alone(kind, args.alone)[0] for kind in SHARES}
+        finally:
+            for spinner in spinners:
+                spinner.kill()
+                spinner.wait()
         figures["box_mb"] = {kind: max(memory, default=0) / 2**20 for kind, (_, memory) in alone.items()}
         from django.db import connections
 
@@ -292,7 +313,7 @@ def report(figures: dict) -> None:
     backend, labs = figures["backend"], figures["labs"]
     print(f"\n== {backend}: {figures['evaluations']} evaluations, statuses {json.dumps(figures['statuses'])}")
     print(f"   boxes: {figures['warm']} warm, {figures['cold']} cold (a cold start per worker process is expected)")
-    print("   lab     n   duration_s  claimed->finished  ratio (target)   queue wait p50 / p95   alone")
+    print("   lab     n   duration_s  claimed->finished  ratio (target)   queue wait p50 / p95   alone  beside")
     targets = {"music": 1.1, "vision": 1.05, "llm": 1.05}
     alone_mean = {}
     for kind in SHARES:
@@ -306,7 +327,7 @@ def report(figures: dict) -> None:
         print(
             f"   {kind:6} {len(lab['duration']):2}  {d:9.2f}s  {c:15.2f}s  {c / d:6.2f} ({targets[kind]})"
             f"     {percentile(lab['wait'], 50):7.1f}s / {percentile(lab['wait'], 95):6.1f}s"
-            f"   {alone_mean[kind] or 0:6.2f}s"
+            f"   {alone_mean[kind] or 0:6.2f}s {statistics.median(figures['beside'].get(kind) or [0]):6.2f}s"
         )
     print("   a ready warm box holds: " + ", ".join(f"{k} {mb:.0f} MB" for k, mb in figures["box_mb"].items()))
     if figures["span_s"] > 0 and all(alone_mean.get(k) for k in labs):
@@ -318,6 +339,15 @@ def report(figures: dict) -> None:
             f"   throughput {rate:.2f} evaluations/min per worker process; limit from the same evaluations alone "
             f"{limit:.2f}/min; ratio {rate / limit:.2f} (target 0.9)"
         )
+        beside = {k: statistics.median(v) for k, v in figures["beside"].items() if v}
+        if all(beside.get(k) for k in labs):
+            near = figures["evaluations"] / (sum(beside[k] * len(labs[k]["duration"]) for k in labs) / 60)
+            print(
+                f"   (timed beside busy cores instead, the same evaluations give {near:.2f}/min; ratio "
+                f"{rate / near:.2f}: what is left is the evaluations slowing each other, not time between them)"
+            )
+        busy_s = sum(sum(lab["claimed"]) for lab in labs.values()) / figures["workers"]
+        print(f"   each worker process spent {busy_s / figures['span_s']:.0%} of the stream's span on a claimed job")
 
 
 def main() -> None:
@@ -327,11 +357,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one Celery worker's concurrency)")
     parser.add_argument("--backends", default="embedded,postgres")
     parser.add_argument("--alone", type=int, default=2, help="evaluations of each lab timed alone afterwards")
+    parser.add_argument(
+        "--box-cpus", type=float, default=None, help="each box's CPU quota (default: the cores over --workers)"
+    )
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-stream")
     parser.add_argument("--cache", type=Path, default=None, help="the course data cache (prepare-data --cache)")
     parser.add_argument("--one-backend", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.box_cpus is None:
+        args.box_cpus = max(1.0, (os.cpu_count() or 1) / args.workers)
     args.work.mkdir(parents=True, exist_ok=True)
     datasets, references = prepare(args.work, args.cache)
     if args.one_backend:

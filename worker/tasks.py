@@ -38,14 +38,17 @@ def prewarm_boxes(**_) -> None:
 
 
 def _prewarm() -> None:
+    from django.conf import settings
     from django.db import connections
 
     from worker.grading import configured_sandbox
-    from worker.warming import refill
+    from worker.warming import pool, refill
 
     try:
         refill(configured_sandbox(), None)
         log.info("pre-started the sandboxes of this worker process's labs")
+        if pool().settle(float(settings.SANDBOX_STARTUP_SECONDS)):
+            log.info("the sandboxes of this worker process's labs are ready: %d", len(pool().boxes))
     except Exception:  # noqa: BLE001 - a job started without a warm box is slower, not wrong
         log.warning("could not pre-start sandboxes for this worker process", exc_info=True)
     finally:

@@ -21,6 +21,22 @@ def lab(course, tmp_path):
     return make_music_lab(course, dataset=dataset)
 
 
+def grader_processes(worker_pid: int) -> tuple[list[int], list[int]]:
+    """The worker's fork servers and the boxes forked from them (a forked box keeps its server's command line)."""
+    from tests.faults.conftest import descendants
+
+    graders = {pid for pid, cmd, _ in descendants(worker_pid) if cmd.split()[1:4] == ["-m", "grader", "fork-server"]}
+
+    def parent(pid: int) -> int | None:
+        try:
+            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    servers = [pid for pid in graders if parent(pid) not in graders]
+    return servers, [pid for pid in graders if parent(pid) in servers]
+
+
 def final(evaluation_id):
     evaluation = Evaluation.objects.get(pk=evaluation_id)
     return evaluation if evaluation.is_final else None
@@ -98,7 +114,6 @@ def test_a_worker_given_jobs_of_three_labs_in_alternation_starts_each_after_the_
     course, lab, student, student2, start_worker, tmp_path
 ):
     from tests.factories import submit_folder
-    from tests.faults.conftest import descendants
 
     # Three labs with configurations of their own (so boxes of their own) on one small hidden set.
     labs = [
@@ -125,27 +140,21 @@ def test_a_worker_given_jobs_of_three_labs_in_alternation_starts_each_after_the_
     )
     # The first job may find the box its process pre-started at its start, or arrive before it and start cold.
     assert log.count("ran in a cold box") <= 1 and log.count("ran in a warm box") >= 5, log[-3000:]
-    graders = [
-        pid for pid, cmd, _ in descendants(worker.process.pid) if cmd.split()[1:4] == ["-m", "grader", "serve-one"]
-    ]
-    assert 1 <= len(graders) <= 3  # at most one idle box per lab
+    servers, boxes = grader_processes(worker.process.pid)
+    assert len(servers) == 1  # the three labs' boxes share one command and mounts, so one fork server
+    assert 1 <= len(boxes) <= 3  # at most one idle box per lab
     worker.stop()
-    assert [pid for pid in graders if Path(f"/proc/{pid}").exists()] == []
+    assert [pid for pid in servers + boxes if Path(f"/proc/{pid}").exists()] == []
 
 
 def test_a_worker_process_prestarts_the_box_of_its_lab_so_its_first_job_starts_warm(
     lab, student, start_worker, tmp_path
 ):
     from tests.factories import submit_folder
-    from tests.faults.conftest import descendants
 
     worker = start_worker()
-
-    def grader_boxes():
-        return [pid for pid, cmd, _ in descendants(worker.process.pid) if "grader serve-one" in cmd]
-
     # Nothing was ever submitted to the lab: the process starts its box because the lab is in its queues.
-    wait_for(grader_boxes, timeout=120, what="the worker process to pre-start a box")
+    wait_for(lambda: grader_processes(worker.process.pid)[1], timeout=120, what="the worker process to pre-start a box")
     log_path = tmp_path / "worker.log"
     wait_for(lambda: "pre-started the sandboxes" in log_path.read_text(errors="replace"), timeout=60, what="prewarm")
     submission = submit_folder(lab=lab, member=student, directory=save_lstm(tmp_path / "a"))

@@ -4,13 +4,15 @@ Each program is what code in the box could do if it were not the grader: read ev
 command line, plant links, FIFOs, huge and countless files and setuid binaries in the output, fork-bomb, spin
 every core, fill its disks, connect out, open the platform's files. Each must end in one clean final state with a
 message that leaks nothing, the worker alive, CPU within the quota, and nothing outside the output folder changed.
-The same suite runs on bubblewrap and on a real Docker Engine.
+The same suite runs on bubblewrap (a box started from nothing, and a box forked from a warm server) and on a
+real Docker Engine.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import stat
 import threading
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+import grader
 from grader.errors import EXIT_REJECTED
 from labs.models import Evaluation
 from tests.factories import save_lstm, submit_folder
@@ -211,7 +214,26 @@ def hostile_grader(folder: Path, program: str) -> Path:
     return package
 
 
-@pytest.fixture(params=["bubblewrap", "docker"])
+# A forked box runs the hostile program where the grader's evaluation would run: after the real fork server has
+# built the box (the server is the real grader.forkbox; only the job step is the program).
+FORKED_SERVE = """
+import os, sys
+
+
+def warm_up(args):
+    return None
+
+
+def serve_job(args, *, verified, cuda):
+    exec(compile(open(os.path.join(os.path.dirname(__file__), "hostile.py")).read(), "hostile", "exec"),
+         {"__name__": "__main__"})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+"""
+
+
+@pytest.fixture(params=["bubblewrap", "bubblewrap-forked", "docker"])
 def backend(request):
     return request.param
 
@@ -221,12 +243,23 @@ def make_box(backend, request, tmp_path, canary):
     """A sandbox of the backend under test whose grader package is the hostile program."""
 
     def build(program: str):
-        package = hostile_grader(tmp_path / "hostile", program)
-        if backend == "bubblewrap":
+        if backend == "bubblewrap-forked":
+            package = tmp_path / "hostile" / "grader"
+            shutil.copytree(Path(grader.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+            (package / "serve.py").write_text(FORKED_SERVE)
+            (package / "hostile.py").write_text(program)
+            for path in [package.parent, *package.parent.rglob("*")]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+        else:
+            package = hostile_grader(tmp_path / "hostile", program)
+        if backend.startswith("bubblewrap"):
             from worker.sandbox.bubblewrap import BubblewrapSandbox
 
             return BubblewrapSandbox(
-                grader_dir=package, cgroup_parent=f"grader-sandbox-{canary[:20]}", staging_root="/run/grader-sandbox"
+                grader_dir=package,
+                cgroup_parent=f"grader-sandbox-{canary[:20]}",
+                staging_root="/run/grader-sandbox",
+                fork_servers=1 if backend == "bubblewrap-forked" else 0,
             )
         docker_sandbox_for = request.getfixturevalue("docker_sandbox_for")
         return docker_sandbox_for(grader_dir=package)
@@ -268,14 +301,15 @@ def listeners():
     unix.close()
 
 
-def box_processes(backend: str) -> list[int]:
-    """Live processes of the sandbox user on the host (of this backend), after a moment for the exiting ones."""
+def box_processes(backend: str, *, besides: set[int] = frozenset()) -> list[int]:
+    """Live processes of the sandbox user on the host (of this backend), after a moment for the exiting ones;
+    ``besides``: those that are meant to stay (a fork server's)."""
     uid = sandbox_user().uid
     for _ in range(20):
         found = []
         for proc in Path("/proc").iterdir():
             try:
-                if not proc.name.isdigit() or proc.stat().st_uid != uid:
+                if not proc.name.isdigit() or proc.stat().st_uid != uid or int(proc.name) in besides:
                     continue
                 state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
                 in_docker = "docker" in (proc / "cgroup").read_text()
@@ -392,7 +426,15 @@ def test_a_hostile_program_in_the_box_reaches_nothing_of_the_platform(
     assert evaluation.public_score is None and evaluation.private_score is None
     assert elapsed < WALL + 30, "neither a FIFO nor a flood blocked the worker"
     assert listeners["seen"] == [], "no connection left the box"
-    assert box_processes(backend) == [], "nothing of the box survives it"
+    servers = set()
+    if backend == "bubblewrap-forked":
+        assert outcome is not None and outcome.details.get("forked"), "the program ran in a forked box"
+        (server,) = box._servers.values()
+        assert server.alive(), "the box reached nothing of the server it was forked from"
+        servers = set(server.pids())
+    assert box_processes(backend.split("-")[0], besides=servers) == [], "nothing of the box survives it"
+    box.close()
+    assert box_processes(backend.split("-")[0]) == [], "nor of its server, once the sandbox closes"
     assert snapshot(*watched) == before, "nothing outside the output folder changed"
     assert not any(Path(cache_dir, "jobs").glob("*/out")), "the job's folder (and what the box left) is gone"
     leftovers = [p for p in Path("/run/grader-sandbox").glob(f"{os.getpid()}-*")]
@@ -409,7 +451,8 @@ def test_a_hostile_program_in_the_box_reaches_nothing_of_the_platform(
         assert outcome.details["cpu_seconds"] <= CPUS * outcome.duration_s * 1.1 + resolution, outcome.details
     if attack == "read_proc":
         # The attack did read the environments and command lines (the box's own, built from nothing).
-        assert "PYTHONPATH=/opt/grader" in evaluation.staff_log and "serve-one" in evaluation.staff_log
+        entry = "fork-server" if backend == "bubblewrap-forked" else "serve-one"
+        assert "PYTHONPATH=/opt/grader" in evaluation.staff_log and entry in evaluation.staff_log
         assert "PYTHONPATH" not in evaluation.error_message + evaluation.log_tail
     if attack == "many_files":
         assert "made 255 files" in evaluation.staff_log or "made 254 files" in evaluation.staff_log

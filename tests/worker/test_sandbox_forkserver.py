@@ -18,7 +18,7 @@ import pytest
 
 import grader
 from worker.sandbox import ForkTemplate, Limits, Mount
-from worker.sandbox.bubblewrap import BubblewrapSandbox
+from worker.sandbox.bubblewrap import STAGING_ROOT, BubblewrapSandbox
 from worker.sandbox.forkserver import ForkedBox
 
 LIMITS = Limits(wall_seconds=30, memory_bytes=512 * 1024**2, pids=64, file_size_bytes=8 * 1024**2, cpus=1)
@@ -292,10 +292,14 @@ def test_a_server_that_dies_is_replaced_and_its_box_reports_a_platform_failure(s
 
 
 def test_every_staging_mount_is_detached_once_the_sandbox_closes(probe_grader, job):
+    def staged() -> tuple[set[Path], set[str]]:
+        with open("/proc/self/mountinfo") as handle:
+            mounted = {field for line in handle for field in line.split() if field.startswith(str(STAGING_ROOT))}
+        return set(STAGING_ROOT.glob(f"{os.getpid()}-*")), mounted
+
+    before = staged()
     sandbox = BubblewrapSandbox(grader_dir=probe_grader, fork_servers=1)
     assert run(sandbox, job, "one", "print('x')").exit_code == 0
+    assert staged() != before  # the server's spool and the job's staging were there
     sandbox.close()
-    mine = [p for p in Path("/run/grader-sandbox").glob(f"{os.getpid()}-*")]
-    assert mine == []
-    with open("/proc/self/mountinfo") as handle:
-        assert not [line for line in handle if f"/run/grader-sandbox/{os.getpid()}-" in line]
+    assert staged() == before

@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class ForkServerView:
 
 
 FORK_SPOOL = "/jobs"
+IDLE_SERVER_S = 600.0
 # The uid and gid the box's processes see for themselves (the host sees the sandbox user's).
 BOX_UID = 65534
 GRADER_TARGET = "/opt/grader"
@@ -267,6 +269,10 @@ class BubblewrapSandbox(Sandbox):
             limits,
         )
         with self._servers_lock:
+            # A server no box has come from for a while (its lab is no longer served here) gives its memory back.
+            now = time.monotonic()
+            for stale in [k for k, s in self._servers.items() if not s.busy() and now - s.last_used > IDLE_SERVER_S]:
+                self._servers.pop(stale).close()
             server = self._servers.get(key)
             if server is not None and not server.alive():
                 log.warning("the fork server for %s is gone; starting a new one", template.command)
