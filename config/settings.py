@@ -285,7 +285,10 @@ CELERY_TASK_QUEUES = [Queue(name) for name in ["default", *GRADING_QUEUES.values
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# One message reserved per worker process: a job waits in the queue, where any free worker can take it. The embedded
+# broker is polled, so there each process reserves its next job too and starts it the moment one ends instead of at
+# the next poll (a single worker on one machine: no other worker it could have gone to).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 2 if CELERY_BROKER_URL.startswith("sqla+") else 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = EVALUATION_MAX_SECONDS + 300
 CELERY_TASK_SOFT_TIME_LIMIT = EVALUATION_MAX_SECONDS + 240
