@@ -356,7 +356,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=30.0, help="seconds over which the uploads arrive")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one Celery worker's concurrency)")
     parser.add_argument("--backends", default="embedded,postgres")
-    parser.add_argument("--alone", type=int, default=2, help="evaluations of each lab timed alone afterwards")
+    parser.add_argument("--alone", type=int, default=4, help="evaluations of each lab timed alone afterwards")
     parser.add_argument(
         "--box-cpus", type=float, default=None, help="each box's CPU quota (default: the cores over --workers)"
     )
