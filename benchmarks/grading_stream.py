@@ -344,7 +344,7 @@ def report(figures: dict) -> None:
             near = figures["evaluations"] / (sum(beside[k] * len(labs[k]["duration"]) for k in labs) / 60)
             print(
                 f"   (timed beside busy cores instead, the same evaluations give {near:.2f}/min; ratio "
-                f"{rate / near:.2f}: what is left is the evaluations slowing each other, not time between them)"
+                f"{rate / near:.2f}: the share of the limit an evaluation loses only to another one running beside it)"
             )
         busy_s = sum(sum(lab["claimed"]) for lab in labs.values()) / figures["workers"]
         print(f"   each worker process spent {busy_s / figures['span_s']:.0%} of the stream's span on a claimed job")
