@@ -62,6 +62,7 @@ MS_REMOUNT = 0x20
 MS_NOATIME = 0x400
 MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
+MS_MOVE = 0x2000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 MS_RELATIME = 1 << 21
@@ -193,6 +194,47 @@ def _remount_readonly(target: str) -> None:
     _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | kept)
 
 
+def _mount_points_below(path: str) -> list[str]:
+    """The outermost mount points strictly below ``path`` in this namespace (/proc/self/mountinfo's fifth field,
+    with its octal escapes of space, tab, newline and backslash undone)."""
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        points = {
+            re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            for line in handle
+            if len(line.split()) > 4
+        }
+    below = sorted(p for p in points if p.startswith(path.rstrip("/") + "/"))
+    return [p for p in below if not any(p.startswith(q + "/") for q in below if q != p)]
+
+
+def _fresh_tmpfs(target: str, flags: int, data: str) -> None:
+    """A new empty tmpfs at ``target`` that still shows what the server had mounted below it.
+
+    A runtime that lives under /tmp on the host (a checkout there, its virtual environment with it) is bound into
+    the server's /tmp at the same path; a plain tmpfs over /tmp would hide it from the box, and the box could no
+    longer import the modules its server did not. So the new tmpfs is laid out on the spool (``JOBS``, covered
+    afterwards), the server's mounts below ``target`` are bound into it again at their paths, as read-only as they
+    were, and it is then moved over ``target``.
+    """
+    kept = _mount_points_below(target)
+    if not kept:
+        _mount("tmpfs", target, "tmpfs", flags, data)
+        return
+    _mount("tmpfs", JOBS, "tmpfs", flags, data)
+    for point in kept:
+        place = JOBS + point[len(target.rstrip("/")) :]
+        if os.path.isdir(point):
+            os.makedirs(place, mode=0o755, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(place), mode=0o755, exist_ok=True)
+            with open(place, "x"):
+                pass
+        _mount(point, place, None, MS_BIND | MS_REC)
+        if os.statvfs(point).f_flag & os.ST_RDONLY:
+            _remount_readonly(place)
+    _mount(JOBS, target, None, MS_MOVE)
+
+
 def _enter_box(name: str, mounts: list[tuple[str, str, bool]], tmp_bytes: int, bpf: bytes) -> None:
     """In the box's init (PID 1 of its namespace): its own mounts over the server's view, then no privilege."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -201,13 +243,13 @@ def _enter_box(name: str, mounts: list[tuple[str, str, bool]], tmp_bytes: int, b
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     uid, gid = os.getuid(), os.getgid()
     own = f"uid={uid},gid={gid}"
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},mode=0700,{own}")  # noqa: S108
-    if os.path.isdir(SHM):  # the server's /dev is shared by its boxes: each gets its own shared-memory folder
-        _mount("tmpfs", SHM, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={tmp_bytes},mode=0700,{own}")
     for source, target, writable in mounts:
         _mount(f"{JOBS}/{name}/{source}", target, None, MS_BIND)
         if not writable:
             _remount_readonly(target)
+    _fresh_tmpfs("/tmp", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},mode=0700,{own}")  # noqa: S108
+    if os.path.isdir(SHM):  # the server's /dev is shared by its boxes: each gets its own shared-memory folder
+        _fresh_tmpfs(SHM, MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={tmp_bytes},mode=0700,{own}")
     _remount_readonly("/dev")  # the server's /dev is its boxes' too: none may leave anything there
     _mount("tmpfs", JOBS, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=1,mode=0")
     _check(_libc.sethostname(b"sandbox", 7), "sethostname")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -303,3 +304,38 @@ def test_every_staging_mount_is_detached_once_the_sandbox_closes(probe_grader, j
     assert staged() != before  # the server's spool and the job's staging were there
     sandbox.close()
     assert staged() == before
+
+
+def test_a_runtime_under_tmp_stays_importable_in_a_forked_box_whose_tmp_is_its_own(probe_grader, job, tmp_path):
+    # A checkout under /tmp keeps its virtual environment there: the server binds it at that path inside its /tmp,
+    # and each box's fresh /tmp must not hide it (a module the server never imported is imported by the job).
+    runtime = tmp_path / "runtime"
+    assert str(runtime).startswith("/tmp/")
+    runtime.mkdir()
+    (runtime / "late_module.py").write_text("VALUE = 'imported in the box'\n")
+    for path in [runtime, *runtime.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    roots = [sys.prefix, sys.base_prefix, str(runtime)]
+    sandbox = BubblewrapSandbox(grader_dir=probe_grader, fork_servers=1, python_roots=roots)
+    code = f"""
+        import errno, os, sys
+        sys.path.insert(0, {str(runtime)!r})
+        import late_module
+        try:
+            open({str(runtime)!r} + '/planted.py', 'w')
+            print('written')
+        except OSError as error:
+            print(errno.errorcode[error.errno])
+        open('/tmp/mine', 'w').write('x')
+        print(late_module.VALUE, sorted(os.listdir('/tmp')))
+        """
+    try:
+        first = run(sandbox, job, "one", code)
+        second = run(sandbox, job, "two", code)
+    finally:
+        sandbox.close()
+    top = str(runtime).split("/")[2]
+    for outcome in (first, second):
+        assert outcome.exit_code == 0, outcome.stderr_tail
+        assert outcome.stdout_tail == f"EROFS\nimported in the box {sorted(['mine', top])}\n"
+    assert not (runtime / "planted.py").exists()
