@@ -150,6 +150,15 @@ def spans(marks: dict[str, float]) -> str:
     return ", ".join(f"{b} +{marks[b] - marks[a]:.3f} s" for a, b in zip(names, names[1:], strict=False))
 
 
+def box_cpu(outcome: Outcome | None) -> str:
+    """The CPU the box spent on the job and, before it, on its warm-up (from its cgroup), for the log line."""
+    details = outcome.details if outcome is not None else {}
+    job, total = details.get("cpu_seconds"), details.get("cpu_seconds_total")
+    if job is None or total is None:
+        return ""
+    return f"; box CPU {job:.3f} s for the job, {max(0.0, total - job):.3f} s before it"
+
+
 def run_in_sandbox(running: RunningSandbox, lab: Lab, heartbeat: Heartbeat, marks: dict | None = None) -> Outcome:
     heartbeat.on_lost = running.kill
     try:
@@ -192,6 +201,7 @@ def grade(evaluation_id: int) -> str:
     data_dir: Path | None = None
     warm = None
     running: RunningSandbox | None = None
+    outcome: Outcome | None = None
     try:
         if lab.dataset is None:
             raise DatasetUnavailable(f"lab {lab.slug} has no registered hidden dataset")
@@ -225,13 +235,14 @@ def grade(evaluation_id: int) -> str:
     marks["stored"] = time.monotonic()
     boxes = warming.pool()
     log.info(
-        "evaluation %s of lab %s ran in a %s box (this process: %d warm, %d cold); %s",
+        "evaluation %s of lab %s ran in a %s box (this process: %d warm, %d cold); %s%s",
         evaluation_id,
         lab.slug,
         "warm" if warm is not None else "cold",
         boxes.hits,
         boxes.misses,
         spans(marks),
+        box_cpu(outcome),
     )
     if data_dir is not None:
         # After the result is stored: starting the replacement is not on this job's clock.

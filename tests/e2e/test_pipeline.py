@@ -1,5 +1,6 @@
 """End to end with real parts: the API, PostgreSQL, Redis, a Celery worker process and the bubblewrap sandbox."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,7 @@ def test_a_worker_process_prestarts_the_box_of_its_lab_so_its_first_job_starts_w
         what="the worker's line for the job",
     )
     assert "ran in a warm box (this process: 1 warm, 0 cold)" in log, log[-3000:]
+    # The line says what the box's cgroup counted: CPU for the job, and the little spent forking it before.
+    spent = re.search(r"box CPU ([\d.]+) s for the job, ([\d.]+) s before it", log)
+    assert spent is not None, log[-3000:]
+    assert 0 < float(spent[1]) <= done.duration_s * 2 + 1 and float(spent[2]) < 5, spent[0]
