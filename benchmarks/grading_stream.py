@@ -1,8 +1,8 @@
 """A real grading stream: N students' submissions of the three labs through the token API into real Celery workers.
 
-Usage: .venv/bin/python benchmarks/grading_stream.py [--students 6] [--window 30] [--workers 2]
-                                                     [--backends embedded,postgres] [--alone 2] [--work DIR]
-                                                     [--box-cpus N]
+Usage: .venv/bin/python benchmarks/grading_stream.py [--students 30] [--window 30] [--workers 2]
+                                                     [--backends embedded,postgres] [--alone 4] [--work DIR]
+                                                     [--box-cpus N] [--node-cores N]
 The submissions follow the demo's proportions (for every 3 music submissions, 2 vision and 1 LLM), each student's
 artifact distinct (the lab's reference model with its own small noise), sent at random moments of --window seconds
 to gunicorn once every worker process has its labs' boxes ready; one Celery worker with --workers processes takes
@@ -12,8 +12,11 @@ and a redis-server of its own, as benchmarks/deadline_rush.py makes them), each 
 Per lab it prints the evaluation time (duration_s, the box's run), the claimed-to-finished time and their ratio,
 queue waits p50/p95, how many jobs started in a warm box, and evaluations per minute per worker process against
 the limit computed from the same evaluations timed alone (one at a time, in a warm box, nothing else running); then
-the same evaluations timed beside spinning processes on the other cores, to tell apart time lost between jobs and
-evaluations slowing each other down on a small machine.
+the same evaluations timed --workers at a time in boxes started together, with nothing of the platform around them,
+to tell apart what the platform costs from what side-by-side evaluations cost each other on a small machine; and
+where the machine's CPU went during the stream (the web, the boxes' jobs, their start, the rest of the worker).
+With --node-cores N the worker and its boxes keep to N cores and the web and the upload client to the others, as
+production runs the web on machines of its own: the figures are then the grading node's alone.
 The data and reference models are prepared once into --work (the grader's prepare-data and train-reference).
 Figures only: nothing here asserts.
 """
@@ -130,7 +133,12 @@ def stream_plan(students: int, seed: int) -> list[tuple[int, str]]:
     return plan
 
 
-def start_workers(env: dict, processes: int, log: Path) -> subprocess.Popen:
+def pinned(cpus: set[int] | None):
+    """A preexec_fn that keeps a child (and all it starts) on ``cpus``; None leaves it where the kernel puts it."""
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+
+
+def start_workers(env: dict, processes: int, log: Path, cpus: set[int] | None = None) -> subprocess.Popen:
     queues = "grading-music,grading-vision,grading-llm"
     return subprocess.Popen(
         [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--concurrency", str(processes)]
@@ -140,6 +148,7 @@ def start_workers(env: dict, processes: int, log: Path) -> subprocess.Popen:
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=pinned(cpus),
     )
 
 
@@ -153,9 +162,38 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=30)
 
 
-def timed_alone(kind: str, repeat: int) -> tuple[list[float], list[int]]:
-    """The lab's evaluation run on its own in a warm box, the worker's way (mounts, limits, job line): duration_s,
-    and the memory each box held once ready (what an idle warm box of the lab costs)."""
+def tree_cpu_seconds(pid: int) -> float:
+    """The CPU a process and everything under it have spent so far: its own and its reaped children's, and the same
+    of each descendant still running."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in processes:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def machine_busy_seconds() -> float:
+    import psutil
+
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - times.iowait
+
+
+def timed(kind: str, repeat: int, together: int = 1) -> tuple[list[float], list[int]]:
+    """The lab's evaluation run in warm boxes the worker's way (mounts, limits, job line), with nothing of the
+    platform around it: ``together`` evaluations at a time (1: alone), each in its own box, handed their jobs at
+    the same moment. Returns each evaluation's duration_s and the memory each box held once ready (what an idle
+    warm box of the lab costs)."""
     import shutil
 
     from labs.models import Evaluation
@@ -164,27 +202,48 @@ def timed_alone(kind: str, repeat: int) -> tuple[list[float], list[int]]:
     from worker.jobs import fill_submission, job_line, new_job_dir, start_sandbox
 
     sandbox = configured_sandbox()
-    evaluations = Evaluation.objects.filter(submission__lab__kind=kind, status="succeeded").select_related(
-        "submission__lab__dataset", "submission__lab__base_model"
+    evaluations = list(
+        Evaluation.objects.filter(submission__lab__kind=kind, status="succeeded").select_related(
+            "submission__lab__dataset", "submission__lab__base_model"
+        )[: repeat * together]
     )
     durations, memory = [], []
-    for evaluation in list(evaluations[:repeat]):
-        lab = evaluation.submission.lab
-        data_dir = cached_dataset(lab.dataset)
-        job_dir = new_job_dir()
+    for first in range(0, len(evaluations) - together + 1, together):
+        batch = evaluations[first : first + together]
+        boxes = []
         try:
-            running = start_sandbox(sandbox, lab, job_dir, data_dir)
-            if not running.wait_ready(300):
-                raise SystemExit(f"the {kind} box never became ready: {running.kill().stderr_tail[-1000:]}")
-            memory.append(running.memory_bytes() or 0)
-            fill_submission(evaluation, job_dir)
-            outcome = running.submit(job_line(lab))
-            if outcome.exit_code != 0:
-                raise SystemExit(f"the {kind} evaluation alone failed: {outcome.stderr_tail[-1000:]}")
-            durations.append(outcome.duration_s)
+            for evaluation in batch:
+                lab = evaluation.submission.lab
+                job_dir = new_job_dir()
+                boxes.append((job_dir, start_sandbox(sandbox, lab, job_dir, cached_dataset(lab.dataset))))
+            for (job_dir, running), evaluation in zip(boxes, batch, strict=True):
+                if not running.wait_ready(300):
+                    raise SystemExit(f"the {kind} box never became ready: {running.kill().stderr_tail[-1000:]}")
+                memory.append(running.memory_bytes() or 0)
+                fill_submission(evaluation, job_dir)
+            line = job_line(batch[0].submission.lab)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=together) as threads:
+                outcomes = list(threads.map(lambda running, job=line: running.submit(job), [r for _, r in boxes]))
+            for outcome in outcomes:
+                if outcome.exit_code != 0:
+                    raise SystemExit(f"the {kind} evaluation failed: {outcome.stderr_tail[-1000:]}")
+                durations.append(outcome.duration_s)
         finally:
-            shutil.rmtree(job_dir, ignore_errors=True)
-    return durations, memory
+            for job_dir, running in boxes:
+                running.kill()
+                shutil.rmtree(job_dir, ignore_errors=True)
+    return durations, memory if together == 1 else []
+
+
+def node_cpus(node_cores: int | None) -> tuple[set[int] | None, set[int] | None]:
+    """With --node-cores N: the grading node's cores (the worker, its fork servers and boxes) and the others (the
+    web and the upload client, which production runs on other machines); without it, everything shares them all."""
+    if node_cores is None:
+        return None, None
+    cores = sorted(os.sched_getaffinity(0))
+    if not 0 < node_cores < len(cores):
+        raise SystemExit(f"--node-cores must leave at least one of the {len(cores)} cores to the web")
+    return set(cores[:node_cores]), set(cores[node_cores:])
 
 
 def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
@@ -209,7 +268,8 @@ def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
         bodies = {
             (k, kind): Body(distinct_artifact(references / kind, seed=1000 * k + len(kind)), seed=k) for k, kind in plan
         }
-        worker = start_workers(env, args.workers, work / "worker.log")
+        node, rest = node_cpus(args.node_cores)
+        worker = start_workers(env, args.workers, work / "worker.log", cpus=node)
         port = free_port()
         web = subprocess.Popen(
             [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
@@ -217,7 +277,9 @@ def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
             cwd=REPO,
             env=env,
             start_new_session=True,
+            preexec_fn=pinned(rest),
         )
+        everywhere = os.sched_getaffinity(0)
         try:
             wait_until(lambda: socket.create_connection(("127.0.0.1", port), 1).close() is None, timeout=60, what="web")
 
@@ -229,6 +291,13 @@ def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
             wait_until(warmed, timeout=600, what="the workers' boxes")
             rng = random.Random(11)
             moments = sorted(rng.uniform(0, args.window) for _ in plan)
+            cpu0 = {
+                "machine": machine_busy_seconds(),
+                "web": tree_cpu_seconds(web.pid),
+                "worker": tree_cpu_seconds(worker.pid),
+            }
+            if rest is not None:
+                os.sched_setaffinity(0, rest)  # the upload client is not the grading node either
             t0 = time.monotonic()
 
             def send(item):
@@ -251,24 +320,29 @@ def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
                 return not Evaluation.objects.filter(status__in=ACTIVE_STATES).exists()
 
             wait_until(drained, timeout=args.timeout, what="the queue to drain")
+            # Where the machine's CPU went from the first upload to the drained queue: the web (its workers and the
+            # limited children that check each upload), the Celery worker with its fork servers and boxes, the rest.
+            cpu = {
+                "wall_s": time.monotonic() - t0,
+                "machine": machine_busy_seconds() - cpu0["machine"],
+                "web": tree_cpu_seconds(web.pid) - cpu0["web"],
+                "worker": tree_cpu_seconds(worker.pid) - cpu0["worker"],
+            }
         finally:
+            os.sched_setaffinity(0, everywhere)
             stop(web)
             stop(worker)
         log = (work / "worker.log").read_text(errors="replace")
         figures = collect(backend, args.workers, log)
-        alone = {kind: timed_alone(kind, args.alone) for kind in SHARES}
+        figures["cpu"] = cpu
+        figures["box_cpus"] = args.box_cpus
+        alone = {kind: timed(kind, args.alone) for kind in SHARES}
         figures["alone"] = {kind: durations for kind, (durations, _) in alone.items()}
-        # The same once more with the node's other cores busy (a plain spinning process each, outside any box): how
-        # much slower an evaluation runs only because another one runs beside it, on this machine.
-        spinners = [
-            subprocess.Popen([PYTHON, "-c", "while True: pass"]) for _ in range(max(0, (os.cpu_count() or 1) - 1))
-        ]
-        try:
-            figures["beside"] = {kind: timed_alone(kind, args.alone)[0] for kind in SHARES}
-        finally:
-            for spinner in spinners:
-                spinner.kill()
-                spinner.wait()
+        # The same evaluations again, as many at a time as there are worker processes, each in its box with its
+        # share of the cores and nothing of the platform around them: what this machine itself allows when the
+        # evaluations run side by side (on a small machine they slow each other down through the shared cores,
+        # caches and memory), against which the stream shows the cost of the platform alone.
+        figures["together"] = {kind: timed(kind, args.alone, together=args.workers)[0] for kind in SHARES}
         figures["box_mb"] = {kind: max(memory, default=0) / 2**20 for kind, (_, memory) in alone.items()}
         from django.db import connections
 
@@ -297,6 +371,7 @@ def collect(backend: str, workers: int, log: str) -> dict:
     last = max(r[4] for r in rows) if rows else None
     span = (last - first).total_seconds() if rows else 0.0
     boxes = re.findall(r"ran in a (warm|cold) box", log)
+    box_cpu = [tuple(map(float, m)) for m in re.findall(r"box CPU ([\d.]+) s for the job, ([\d.]+) s before it", log)]
     return {
         "backend": backend,
         "statuses": statuses,
@@ -306,6 +381,8 @@ def collect(backend: str, workers: int, log: str) -> dict:
         "evaluations": len(rows),
         "warm": boxes.count("warm"),
         "cold": boxes.count("cold"),
+        "box_job_cpu_s": sum(job for job, _ in box_cpu),
+        "box_warm_cpu_s": sum(before for _, before in box_cpu),
     }
 
 
@@ -313,7 +390,7 @@ def report(figures: dict) -> None:
     backend, labs = figures["backend"], figures["labs"]
     print(f"\n== {backend}: {figures['evaluations']} evaluations, statuses {json.dumps(figures['statuses'])}")
     print(f"   boxes: {figures['warm']} warm, {figures['cold']} cold (a cold start per worker process is expected)")
-    print("   lab     n   duration_s  claimed->finished  ratio (target)   queue wait p50 / p95   alone  beside")
+    print("   lab     n   duration_s  claimed->finished  ratio (target)   queue wait p50 / p95   alone  together")
     targets = {"music": 1.1, "vision": 1.05, "llm": 1.05}
     alone_mean = {}
     for kind in SHARES:
@@ -327,7 +404,7 @@ def report(figures: dict) -> None:
         print(
             f"   {kind:6} {len(lab['duration']):2}  {d:9.2f}s  {c:15.2f}s  {c / d:6.2f} ({targets[kind]})"
             f"     {percentile(lab['wait'], 50):7.1f}s / {percentile(lab['wait'], 95):6.1f}s"
-            f"   {alone_mean[kind] or 0:6.2f}s {statistics.median(figures['beside'].get(kind) or [0]):6.2f}s"
+            f"   {alone_mean[kind] or 0:6.2f}s {statistics.median(figures['together'].get(kind) or [0]):8.2f}s"
         )
     print("   a ready warm box holds: " + ", ".join(f"{k} {mb:.0f} MB" for k, mb in figures["box_mb"].items()))
     if figures["span_s"] > 0 and all(alone_mean.get(k) for k in labs):
@@ -339,20 +416,38 @@ def report(figures: dict) -> None:
             f"   throughput {rate:.2f} evaluations/min per worker process; limit from the same evaluations alone "
             f"{limit:.2f}/min; ratio {rate / limit:.2f} (target 0.9)"
         )
-        beside = {k: statistics.median(v) for k, v in figures["beside"].items() if v}
-        if all(beside.get(k) for k in labs):
-            near = figures["evaluations"] / (sum(beside[k] * len(labs[k]["duration"]) for k in labs) / 60)
+        together = {k: statistics.median(v) for k, v in figures["together"].items() if v}
+        if all(together.get(k) for k in labs):
+            bare = figures["evaluations"] / (sum(together[k] * len(labs[k]["duration"]) for k in labs) / 60)
             print(
-                f"   (timed beside busy cores instead, the same evaluations give {near:.2f}/min; ratio "
-                f"{rate / near:.2f}: the share of the limit an evaluation loses only to another one running beside it)"
+                f"   the same evaluations run {figures['workers']} at a time with nothing of the platform around them: "
+                f"{bare:.2f}/min per box, {bare / limit:.2f} of the alone limit (what side-by-side evaluations cost "
+                f"each other on this machine); the stream reaches {rate / bare:.2f} of it (the platform's own cost)"
             )
         busy_s = sum(sum(lab["claimed"]) for lab in labs.values()) / figures["workers"]
         print(f"   each worker process spent {busy_s / figures['span_s']:.0%} of the stream's span on a claimed job")
+        cpu, cores = figures["cpu"], os.cpu_count() or 1
+        alone_cpu = sum(alone_mean[k] * len(labs[k]["duration"]) for k in labs) * figures["box_cpus"]
+        print(
+            f"   CPU from the first upload to the drained queue ({cpu['wall_s']:.0f} s, {cores} cores: "
+            f"{cpu['wall_s'] * cores:.0f} CPU-s): machine busy {cpu['machine']:.1f} CPU-s; the web (uploads and "
+            f"their checks) {cpu['web']:.1f}; the worker {cpu['worker']:.1f}, of which its boxes' jobs "
+            f"{figures['box_job_cpu_s']:.1f}, their boxes' start before the job {figures['box_warm_cpu_s']:.1f}, and "
+            f"the rest (Celery, fork servers, staging, storing results) "
+            f"{cpu['worker'] - figures['box_job_cpu_s'] - figures['box_warm_cpu_s']:.1f}; other "
+            f"{cpu['machine'] - cpu['web'] - cpu['worker']:.1f}"
+        )
+        print(
+            f"   the same evaluations alone take at most {alone_cpu:.1f} CPU-s (their time alone x the box's "
+            f"{figures['box_cpus']:g} CPUs)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--students", type=int, default=6)
+    # 30 students send 60 submissions: in 30 s they keep two worker processes busy (the throughput figure means
+    # something only when the workers never wait for work).
+    parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--window", type=float, default=30.0, help="seconds over which the uploads arrive")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one Celery worker's concurrency)")
     parser.add_argument("--backends", default="embedded,postgres")
@@ -360,13 +455,20 @@ def main() -> None:
     parser.add_argument(
         "--box-cpus", type=float, default=None, help="each box's CPU quota (default: the cores over --workers)"
     )
+    parser.add_argument(
+        "--node-cores",
+        type=int,
+        default=None,
+        help="keep the worker and its boxes on this many cores and the web and upload client on the others, as a "
+        "grading node beside a web machine (default: all share every core)",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-stream")
     parser.add_argument("--cache", type=Path, default=None, help="the course data cache (prepare-data --cache)")
     parser.add_argument("--one-backend", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.box_cpus is None:
-        args.box_cpus = max(1.0, (os.cpu_count() or 1) / args.workers)
+        args.box_cpus = max(1.0, (args.node_cores or os.cpu_count() or 1) / args.workers)
     args.work.mkdir(parents=True, exist_ok=True)
     datasets, references = prepare(args.work, args.cache)
     if args.one_backend:
