@@ -49,8 +49,10 @@ def test_a_release_sends_the_lab_score_from_the_worker_and_a_refusal_is_retried(
     assert sent.attempts >= 2
     [score] = lms.scores
     assert (score["userId"], score["scoreGiven"], score["scoreMaximum"]) == ("lms-student", 1, 1)
-    # The staff's button asks the worker again; nothing changed, so nothing is sent twice.
+    # The staff's button asks the worker again; nothing changed, so nothing is sent twice. The retry records its
+    # sync after the score it sent: wait for that record, or it would be taken for the button's.
     syncs = section.course.audit_entries.filter(action="lms.grades.sync")
+    wait_for(lambda: syncs.filter(after__sent=1).exists(), timeout=30, what="the retry's record of its sync")
     before = syncs.count()
     login(ta)
     answer = client.post(f"/courses/{section.course.slug}/staff/lms/sections/{section.pk}/grades/")
