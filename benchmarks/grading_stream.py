@@ -16,7 +16,9 @@ the same evaluations timed --workers at a time in boxes started together, with n
 to tell apart what the platform costs from what side-by-side evaluations cost each other on a small machine; and
 where the machine's CPU went during the stream (the web, the boxes' jobs, their start, the rest of the worker).
 With --node-cores N the worker and its boxes keep to N cores and the web and the upload client to the others, as
-production runs the web on machines of its own: the figures are then the grading node's alone.
+production runs the web on machines of its own: the figures are then the grading node's alone. On a virtual machine
+whose kernel hands freed memory back to its host, it prints how much went back during the stream (each page of it
+faults on the host when touched again, and the box that touches it pays); --hold-freed-memory keeps it for the run.
 The data and reference models are prepared once into --work (the grader's prepare-data and train-reference).
 Figures only: nothing here asserts.
 """
@@ -36,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,6 +184,41 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+# On a virtual machine whose kernel hands freed memory back to its host (free page reporting, as Firecracker's
+# balloon does), a page freed by one process and touched again by another faults on the host, and the time goes
+# to whichever process touches it: a stream of uploads and boxes frees and touches memory all the time.
+PAGE_REPORTING = Path("/sys/module/page_reporting/parameters")
+
+
+def reported_mib() -> float | None:
+    """How much freed memory this machine's kernel has handed back to its host so far, where it says."""
+    try:
+        return int((PAGE_REPORTING / "reported_kib").read_text()) / 1024
+    except (OSError, ValueError):
+        return None
+
+
+@contextmanager
+def freed_memory_held(hold: bool):
+    """With ``hold``, the kernel keeps freed memory for the run (no block is small enough to report) and reports
+    again afterwards, as it did before."""
+    order = PAGE_REPORTING / "page_reporting_order"
+    if not hold:
+        yield
+        return
+    if not order.exists():
+        raise SystemExit("--hold-freed-memory: this kernel does not hand freed memory back to a host")
+    before = order.read_text().strip()
+    try:
+        order.write_text("11\n")  # above the largest block the page allocator has (order 10)
+    except OSError as error:
+        raise SystemExit(f"--hold-freed-memory: {error} (it needs root)") from None
+    try:
+        yield
+    finally:
+        order.write_text(before + "\n")
+
+
 def machine_busy_seconds() -> float:
     import psutil
 
@@ -295,6 +332,7 @@ def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
                 "machine": machine_busy_seconds(),
                 "web": tree_cpu_seconds(web.pid),
                 "worker": tree_cpu_seconds(worker.pid),
+                "reported_mib": reported_mib(),
             }
             if rest is not None:
                 os.sched_setaffinity(0, rest)  # the upload client is not the grading node either
@@ -327,6 +365,7 @@ def run_backend(args, backend: str, datasets: Path, references: Path) -> dict:
                 "machine": machine_busy_seconds() - cpu0["machine"],
                 "web": tree_cpu_seconds(web.pid) - cpu0["web"],
                 "worker": tree_cpu_seconds(worker.pid) - cpu0["worker"],
+                "reported_mib": None if cpu0["reported_mib"] is None else reported_mib() - cpu0["reported_mib"],
             }
         finally:
             os.sched_setaffinity(0, everywhere)
@@ -441,6 +480,12 @@ def report(figures: dict) -> None:
             f"   the same evaluations alone take at most {alone_cpu:.1f} CPU-s (their time alone x the box's "
             f"{figures['box_cpus']:g} CPUs)"
         )
+        if cpu.get("reported_mib") is not None:
+            print(
+                f"   freed memory this machine's kernel handed back to its host during the stream: "
+                f"{cpu['reported_mib']:.0f} MiB (each page of it touched again faults on the host, at the cost of "
+                "the process that touches it; --hold-freed-memory keeps it for the run)"
+            )
 
 
 def main() -> None:
@@ -462,6 +507,12 @@ def main() -> None:
         help="keep the worker and its boxes on this many cores and the web and upload client on the others, as a "
         "grading node beside a web machine (default: all share every core)",
     )
+    parser.add_argument(
+        "--hold-freed-memory",
+        action="store_true",
+        help="on a virtual machine whose kernel hands freed memory back to its host, keep it for the run (root; "
+        "restored afterwards), as a grading node that is not such a guest does",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-stream")
     parser.add_argument("--cache", type=Path, default=None, help="the course data cache (prepare-data --cache)")
@@ -479,7 +530,8 @@ def main() -> None:
     results = []
     for backend in args.backends.split(","):
         argv = [PYTHON, __file__, "--one-backend", backend] + [a for a in sys.argv[1:]]
-        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
+        with freed_memory_held(args.hold_freed_memory):
+            done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
         sys.stdout.write("".join(line + "\n" for line in done.stdout.splitlines() if not line.startswith("FIGURES ")))
         found = [line[8:] for line in done.stdout.splitlines() if line.startswith("FIGURES ")]
         if done.returncode != 0 or not found:
