@@ -11,10 +11,10 @@ model (embedding 256, hidden 1024: 20.4 MiB); `mix` the three labs at their real
 Lab 2's standard classifier with n_filters 12: 2.5 MiB, Lab 3's LoRA r=8 on q_proj and v_proj of Gemma-2-2B-it, the
 base the lab registers: 6.1 MiB).
 It prints accepted, refused (by error code), lost, 5xx and upload latency percentiles, each lab's p50/p95/p99 against
-the same upload sent one at a time to the idle site just before, the web workers' peak memory, the bytes written
-during the rush against a plain write of as many bytes with one fsync (the disk alone, same run), the CPU seconds
-of the web workers, of the database's backends and of the whole machine, and which resource ran out where the rush
-was not taken at the idle site's pace. With --artifacts toy it then starts Celery workers and times how long they
+the same upload sent one at a time to the idle site just before, the web workers' peak memory, what the web workers
+wrote and what reached the disks during the rush against a plain write of as many bytes with one fsync (the disk
+alone, same run), the CPU seconds of the web workers, of the database's backends and of the whole machine, and which
+resource ran out where the rush was not taken at the idle site's pace. With --artifacts toy it then starts Celery workers and times how long they
 take to grade the first --drain-sample evaluations, and extrapolates to the whole queue.
 
 How production carries a rush this machine cannot: 1,000 course-size Lab 1 uploads in a minute are about 350 MB/s
@@ -543,21 +543,24 @@ def rush(args, env, labs, tokens, work: Path) -> list[int]:
     print(
         f"bytes           {sent_bytes / mib:.0f} MiB of request bodies in {f['wall_s']:.1f}s "
         f"({sent_bytes / f['wall_s'] / mib:.1f} MiB/s); the web workers wrote {f['web_write_chars'] / mib:.0f} MiB "
-        f"({f['web_write_chars'] / f['wall_s'] / mib:.1f} MiB/s; {f['web_write_bytes'] / mib:.0f} MiB reached the "
-        f"block layer); the whole machine's disks {f['machine_written'] / mib:.0f} MiB"
+        f"({f['web_write_chars'] / f['wall_s'] / mib:.1f} MiB/s) into the page cache, of which "
+        f"{f['web_write_bytes'] / mib:.0f} MiB was dirtied (a temporary file deleted before writeback is dirtied "
+        f"and never written); the whole machine's disks took {f['machine_written'] / mib:.0f} MiB "
+        f"({f['machine_written'] / f['wall_s'] / mib:.1f} MiB/s)"
     )
-    probe = min(max(f["web_write_chars"], 64 * mib), args.disk_probe_mb * mib)
+    probe = min(max(f["machine_written"], 64 * mib), args.disk_probe_mb * mib)
     alone = disk_alone(work, probe)
-    write_rate = f["web_write_chars"] / f["wall_s"]
+    write_rate = f["machine_written"] / f["wall_s"]
     print(
         f"disk alone      {alone / mib:.0f} MiB/s writing {probe / mib:.0f} MiB with one fsync"
-        + (" (capped by --disk-probe-mb)" if probe < f["web_write_chars"] else "")
-        + f", so the rush's writes ran at {write_rate / alone:.2f} of what the disk does alone"
+        + (" (capped by --disk-probe-mb)" if probe < f["machine_written"] else "")
+        + f", so the disks took the rush's writes at {write_rate / alone:.2f} of what they do alone (the web "
+        f"workers' writes into the page cache ran at {f['web_write_chars'] / f['wall_s'] / alone:.2f} of it)"
     )
     cores = f["cores"]
     shares = {
         "CPU of the web workers": f["web_cpu_s"] / (f["wall_s"] * cores),
-        "disk bandwidth": write_rate / alone,
+        "disk bandwidth (what reached the disks)": write_rate / alone,
         "the database (its backends' CPU)": f["db_cpu_s"] / (f["wall_s"] * cores),
         # The clients of this script, PostgreSQL and anything else running share the same cores.
         "CPU of the machine (web workers, these clients, other work)": f["machine_busy_s"] / (f["wall_s"] * cores),
@@ -567,6 +570,12 @@ def rush(args, env, labs, tokens, work: Path) -> list[int]:
         f"whole machine {f['machine_busy_s']:.1f} CPU-s busy + {f['machine_iowait_s']:.1f} s in I/O wait, of "
         f"{f['wall_s'] * cores:.0f} CPU-s ({cores} cores x {f['wall_s']:.1f}s; the clients and other work share them)"
     )
+    if f["web_cpu_s"] > f["machine_busy_s"]:
+        print(
+            "                (the web workers' CPU clock ran past the machine's busy time: on a virtual machine a "
+            "process's clock can also run while the host handles its vCPU's exits, disk and network notifications "
+            "and faults on memory handed back to the host, where the machine's busy time counts ticks)"
+        )
     print("shares          " + "  ".join(f"{name} {share:.2f}" for name, share in shares.items()))
     behind = len(results) < args.students or len(accepted) < len(results) or wall > args.window * 1.2
     if behind or worst_ratio > 5:
