@@ -14,8 +14,9 @@ It prints accepted, refused (by error code), lost, 5xx and upload latency percen
 the same upload sent one at a time to the idle site just before, the web workers' peak memory, what the web workers
 wrote and what reached the disks during the rush against a plain write of as many bytes with one fsync (the disk
 alone, same run), the CPU seconds of the web workers, of the database's backends and of the whole machine, and which
-resource ran out where the rush was not taken at the idle site's pace. With --artifacts toy it then starts Celery workers and times how long they
-take to grade the first --drain-sample evaluations, and extrapolates to the whole queue.
+resource ran out where the rush was not taken at the idle site's pace. With --artifacts toy it then starts Celery
+workers and times how long they take to grade the first --drain-sample evaluations, and extrapolates to the whole
+queue.
 
 How production carries a rush this machine cannot: 1,000 course-size Lab 1 uploads in a minute are about 350 MB/s
 of request bodies, and each is written more than once on the web host (the upload handler's temporary file, then the
@@ -543,9 +544,9 @@ def rush(args, env, labs, tokens, work: Path) -> list[int]:
     print(
         f"bytes           {sent_bytes / mib:.0f} MiB of request bodies in {f['wall_s']:.1f}s "
         f"({sent_bytes / f['wall_s'] / mib:.1f} MiB/s); the web workers wrote {f['web_write_chars'] / mib:.0f} MiB "
-        f"({f['web_write_chars'] / f['wall_s'] / mib:.1f} MiB/s) into the page cache, of which "
-        f"{f['web_write_bytes'] / mib:.0f} MiB was dirtied (a temporary file deleted before writeback is dirtied "
-        f"and never written); the whole machine's disks took {f['machine_written'] / mib:.0f} MiB "
+        f"({f['web_write_chars'] / f['wall_s'] / mib:.1f} MiB/s) into the page cache and the "
+        f"kernel counted {f['web_write_bytes'] / mib:.0f} MiB as bound for the disks (a temporary file deleted "
+        f"before writeback counts and is never written); the whole machine's disks took {f['machine_written'] / mib:.0f} MiB "
         f"({f['machine_written'] / f['wall_s'] / mib:.1f} MiB/s)"
     )
     probe = min(max(f["machine_written"], 64 * mib), args.disk_probe_mb * mib)

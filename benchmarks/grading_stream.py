@@ -212,7 +212,10 @@ def freed_memory_held(hold: bool):
     try:
         order.write_text("11\n")  # above the largest block the page allocator has (order 10)
     except OSError as error:
-        raise SystemExit(f"--hold-freed-memory: {error} (it needs root)") from None
+        raise SystemExit(
+            f"--hold-freed-memory: {order} refused order 11 ({error}): it needs root, and a kernel that takes an "
+            "order above its largest block"
+        ) from None
     try:
         yield
     finally:
