@@ -546,7 +546,8 @@ def rush(args, env, labs, tokens, work: Path) -> list[int]:
         f"({sent_bytes / f['wall_s'] / mib:.1f} MiB/s); the web workers wrote {f['web_write_chars'] / mib:.0f} MiB "
         f"({f['web_write_chars'] / f['wall_s'] / mib:.1f} MiB/s) into the page cache and the "
         f"kernel counted {f['web_write_bytes'] / mib:.0f} MiB as bound for the disks (a temporary file deleted "
-        f"before writeback counts and is never written); the whole machine's disks took {f['machine_written'] / mib:.0f} MiB "
+        f"before writeback counts and is never written); the whole machine's disks took "
+        f"{f['machine_written'] / mib:.0f} MiB "
         f"({f['machine_written'] / f['wall_s'] / mib:.1f} MiB/s)"
     )
     probe = min(max(f["machine_written"], 64 * mib), args.disk_probe_mb * mib)
